@@ -24,7 +24,11 @@ pub struct Signed<'a> {
 
 impl<'a> Signed<'a> {
     /// Splits an object that must hold exactly `member` and `signature`, in any order.
-    pub fn split(node: &Node<'a>, member: &'static str, context: &'static str) -> Result<Self, DecodeError> {
+    pub fn split(
+        node: &Node<'a>,
+        member: &'static str,
+        context: &'static str,
+    ) -> Result<Self, DecodeError> {
         node.expect(Kind::Object, context)?;
         node.only_members(&[member, "signature"], context)?;
         let body = node.required(member, context)?;

@@ -231,7 +231,11 @@ impl DecodeError {
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} in {} at byte {}", self.code, self.context, self.offset)
+        write!(
+            f,
+            "{} in {} at byte {}",
+            self.code, self.context, self.offset
+        )
     }
 }
 

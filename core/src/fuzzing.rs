@@ -29,11 +29,21 @@ pub const TARGETS: &[Target] = &[
     ("json_validate", json_validate),
     ("request_envelope", request_envelope),
     ("response_envelope", response_envelope),
-    ("request_data_id_token_trust", |d| request_data(RequestType::ID_TOKEN_TRUST, d)),
-    ("request_data_license_usage", |d| request_data(RequestType::LICENSE_USAGE, d)),
-    ("request_data_poll_req", |d| request_data(RequestType::POLL_REQ, d)),
-    ("request_data_trust_sync", |d| request_data(RequestType::TRUST_SYNC, d)),
-    ("request_data_hello", |d| request_data(RequestType::HELLO, d)),
+    ("request_data_id_token_trust", |d| {
+        request_data(RequestType::ID_TOKEN_TRUST, d)
+    }),
+    ("request_data_license_usage", |d| {
+        request_data(RequestType::LICENSE_USAGE, d)
+    }),
+    ("request_data_poll_req", |d| {
+        request_data(RequestType::POLL_REQ, d)
+    }),
+    ("request_data_trust_sync", |d| {
+        request_data(RequestType::TRUST_SYNC, d)
+    }),
+    ("request_data_hello", |d| {
+        request_data(RequestType::HELLO, d)
+    }),
     ("rum_report", rum_report),
     ("trust_code", trust_code),
     ("ack", ack),
@@ -80,7 +90,8 @@ pub fn rum_report(data: &[u8]) {
         if w.json(&r.payload, "fuzz").is_ok() {
             let node = crate::json::Node::parse(w.written(), &crate::json::DEFAULT_LIMITS)
                 .expect("re-encoded payload is valid JSON");
-            let again = crate::msg::rum::RumPayload::decode_node(&node).expect("re-encoded payload decodes");
+            let again = crate::msg::rum::RumPayload::decode_node(&node)
+                .expect("re-encoded payload decodes");
             assert_eq!(again, r.payload);
         }
     }
@@ -107,7 +118,10 @@ pub fn policy(data: &[u8]) {
         let mut w = Writer::new(&mut buf);
         w.json(&p, "fuzz").expect("policy fits");
         let n = w.len();
-        assert_eq!(Policy::decode(&buf[..n]).expect("re-encoded policy decodes"), p);
+        assert_eq!(
+            Policy::decode(&buf[..n]).expect("re-encoded policy decodes"),
+            p
+        );
         let _ = p.resolve();
     }
 }
@@ -117,7 +131,10 @@ pub fn error_body(data: &[u8]) {
     if let Ok(e) = ErrorBody::decode(data) {
         let mut buf = [0u8; 4096];
         let n = e.encode(&mut buf).expect("error body fits");
-        assert_eq!(ErrorBody::decode(&buf[..n]).expect("re-encoded error decodes"), e);
+        assert_eq!(
+            ErrorBody::decode(&buf[..n]).expect("re-encoded error decodes"),
+            e
+        );
     }
 }
 
@@ -138,14 +155,18 @@ pub fn roundtrip(data: &[u8]) {
         if let Ok(n) = request::encode(&mut buf, &r.request, &signer) {
             let again = request::decode(&buf[..n]).expect("re-encoded request decodes");
             assert_eq!(again.request, r.request);
-            again.verify(signer.public_key()).expect("fresh signature verifies");
+            again
+                .verify(signer.public_key())
+                .expect("fresh signature verifies");
         }
     }
     if let Ok(r) = response::decode(data) {
         if let Ok(n) = response::encode(&mut buf, &r.response, &signer) {
             let again = response::decode(&buf[..n]).expect("re-encoded response decodes");
             assert_eq!(again.response, r.response);
-            again.verify(signer.public_key()).expect("fresh signature verifies");
+            again
+                .verify(signer.public_key())
+                .expect("fresh signature verifies");
         }
     }
 }

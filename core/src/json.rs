@@ -454,7 +454,11 @@ impl<'a> Node<'a> {
     pub fn members(&self) -> Members<'a> {
         Members {
             node: *self,
-            pos: if self.kind() == Kind::Object { 1 } else { usize::MAX },
+            pos: if self.kind() == Kind::Object {
+                1
+            } else {
+                usize::MAX
+            },
         }
     }
 
@@ -462,14 +466,22 @@ impl<'a> Node<'a> {
     pub fn elements(&self) -> Elements<'a> {
         Elements {
             node: *self,
-            pos: if self.kind() == Kind::Array { 1 } else { usize::MAX },
+            pos: if self.kind() == Kind::Array {
+                1
+            } else {
+                usize::MAX
+            },
         }
     }
 
     /// The member named `name` (compared after unescaping), if present. Two members with that
     /// name are an error: a signed envelope with two `request`s must never verify one and act
     /// on the other.
-    pub fn member(&self, name: &str, context: &'static str) -> Result<Option<Node<'a>>, DecodeError> {
+    pub fn member(
+        &self,
+        name: &str,
+        context: &'static str,
+    ) -> Result<Option<Node<'a>>, DecodeError> {
         let mut found = None;
         for (key, value) in self.members() {
             if key_eq(key, name) {
@@ -596,14 +608,32 @@ mod tests {
     #[test]
     fn accepts_and_rejects_basics() {
         for good in [
-            "{}", "[]", "0", "-0.5e+3", "\"a\\u00e9\\ud83d\\ude00\"", " {\"a\" : [1, true, null]} ",
+            "{}",
+            "[]",
+            "0",
+            "-0.5e+3",
+            "\"a\\u00e9\\ud83d\\ude00\"",
+            " {\"a\" : [1, true, null]} ",
             "{\"a\":{\"b\":[]}}",
         ] {
             assert!(ok(good), "{good}");
         }
         for bad in [
-            "", "{", "[1,]", "{\"a\":1,}", "01", "1.", "\"\\ud800\"", "\"\\udc00\"", "\"\t\"",
-            "{\"a\" 1}", "[1] x", "nul", "\"\\x\"", "{1:2}", "[\"\\ud800\\u0041\"]",
+            "",
+            "{",
+            "[1,]",
+            "{\"a\":1,}",
+            "01",
+            "1.",
+            "\"\\ud800\"",
+            "\"\\udc00\"",
+            "\"\t\"",
+            "{\"a\" 1}",
+            "[1] x",
+            "nul",
+            "\"\\x\"",
+            "{1:2}",
+            "[\"\\ud800\\u0041\"]",
         ] {
             assert!(!ok(bad), "{bad}");
         }
@@ -635,7 +665,10 @@ mod tests {
     #[test]
     fn duplicate_member_rejected() {
         let root = Node::parse(br#"{"a":1,"\u0061":2}"#, &DEFAULT_LIMITS).unwrap();
-        assert_eq!(root.member("a", "t").unwrap_err().code, Code::DuplicateField);
+        assert_eq!(
+            root.member("a", "t").unwrap_err().code,
+            Code::DuplicateField
+        );
     }
 
     #[test]

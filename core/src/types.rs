@@ -14,7 +14,9 @@ use crate::error::Code;
 
 /// A point in time: Unix milliseconds from the platform clock (header `timestamp`, `mp`,
 /// `issued_at`). RUM measurement times are Unix *seconds* and stay plain `u64`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub u64);
 

@@ -166,8 +166,15 @@ impl<'b> Writer<'b> {
     }
 
     /// Overwrites `bytes` at `at` (inside what was already written or reserved).
-    pub(crate) fn patch(&mut self, at: usize, bytes: &[u8], context: &'static str) -> Result<(), EncodeError> {
-        let end = at.checked_add(bytes.len()).ok_or(EncodeError::buffer(context))?;
+    pub(crate) fn patch(
+        &mut self,
+        at: usize,
+        bytes: &[u8],
+        context: &'static str,
+    ) -> Result<(), EncodeError> {
+        let end = at
+            .checked_add(bytes.len())
+            .ok_or(EncodeError::buffer(context))?;
         self.buf
             .get_mut(at..end)
             .ok_or(EncodeError::buffer(context))?
@@ -268,7 +275,10 @@ impl SignatureObj {
         let mut kb = [0u8; 20];
         let mut vb = [0u8; crate::crypto::SIGNATURE_B64_LEN];
         w.raw(br#"{"type":"SHA256","key":""#, CTX)?;
-        w.raw(crate::types::format_u64(u64::from(self.key.0), &mut kb).as_bytes(), CTX)?;
+        w.raw(
+            crate::types::format_u64(u64::from(self.key.0), &mut kb).as_bytes(),
+            CTX,
+        )?;
         w.raw(br#"","value":""#, CTX)?;
         w.raw(self.value.0.to_base64(&mut vb).as_bytes(), CTX)?;
         if self.service_form {
@@ -399,7 +409,9 @@ impl<'a> SignedList<'a> {
             SignedList::Wire(n) => (Some(n.elements().map(|e| e.bytes)), None),
             SignedList::Items(list) => (None, Some(list.iter().copied())),
         };
-        wire.into_iter().flatten().chain(items.into_iter().flatten())
+        wire.into_iter()
+            .flatten()
+            .chain(items.into_iter().flatten())
     }
 
     /// Number of elements.
@@ -413,7 +425,11 @@ impl<'a> SignedList<'a> {
     }
 
     /// Writes `[e1,e2,…]`.
-    pub(crate) fn encode(&self, w: &mut Writer<'_>, context: &'static str) -> Result<(), EncodeError> {
+    pub(crate) fn encode(
+        &self,
+        w: &mut Writer<'_>,
+        context: &'static str,
+    ) -> Result<(), EncodeError> {
         w.raw(b"[", context)?;
         for (i, item) in self.iter().enumerate() {
             if i > 0 {

@@ -105,10 +105,10 @@ impl<'a> Policy<'a> {
             r.ack_required = (ack, Origin::Customer);
         }
         let c = &self.classes;
-        for (slot, attrs) in r
-            .classes
-            .iter_mut()
-            .zip([c.perpetual, c.subscription, c.enforced, c.export])
+        for (slot, attrs) in
+            r.classes
+                .iter_mut()
+                .zip([c.perpetual, c.subscription, c.enforced, c.export])
         {
             let Some(attrs) = attrs else { continue };
             for (value, given) in slot.iter_mut().zip(attrs.values()) {
@@ -182,6 +182,9 @@ impl ResolvedPolicy {
 
     /// The attributes of one class.
     pub fn class(&self, c: Class) -> [(u16, Origin); 3] {
-        self.classes.get(c as usize).copied().unwrap_or(Self::CISCO_DEFAULT.classes[0])
+        self.classes
+            .get(c as usize)
+            .copied()
+            .unwrap_or(Self::CISCO_DEFAULT.classes[0])
     }
 }

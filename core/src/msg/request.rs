@@ -115,6 +115,9 @@ struct TrustSyncData {
 }
 
 /// `request_data`, by request type.
+// Decoded values live on the caller's stack once per message; boxing is not an option
+// without a heap, and the size difference is a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum RequestData<'a> {
     /// Establish trust.
@@ -143,7 +146,9 @@ impl RequestData<'_> {
 
     fn decode<'a>(t: RequestType, node: &Node<'a>) -> Result<RequestData<'a>, DecodeError> {
         Ok(match t {
-            RequestType::ID_TOKEN_TRUST => RequestData::IdTokenTrust(shaped(node, &TRUST_REQUEST_SHAPE)?),
+            RequestType::ID_TOKEN_TRUST => {
+                RequestData::IdTokenTrust(shaped(node, &TRUST_REQUEST_SHAPE)?)
+            }
             RequestType::LICENSE_USAGE => {
                 const CTX: &str = "request_data(LICENSE_USAGE)";
                 node.expect(Kind::Object, CTX)?;
@@ -161,21 +166,27 @@ impl RequestData<'_> {
                 RequestData::LicenseUsage(SignedList::Wire(reports))
             }
             RequestType::POLL_REQ => {
-                let d: PollReqData<'a> = shaped(node, &Shape {
-                    context: "request_data(POLL_REQ)",
-                    fields: &["product_instance_identifier"],
-                    required: &["product_instance_identifier"],
-                    strict: true,
-                })?;
+                let d: PollReqData<'a> = shaped(
+                    node,
+                    &Shape {
+                        context: "request_data(POLL_REQ)",
+                        fields: &["product_instance_identifier"],
+                        required: &["product_instance_identifier"],
+                        strict: true,
+                    },
+                )?;
                 RequestData::PollReq(d.product_instance_identifier)
             }
             RequestType::TRUST_SYNC => {
-                let d: TrustSyncData = shaped(node, &Shape {
-                    context: "request_data(TRUST_SYNC)",
-                    fields: &["trust_id"],
-                    required: &["trust_id"],
-                    strict: true,
-                })?;
+                let d: TrustSyncData = shaped(
+                    node,
+                    &Shape {
+                        context: "request_data(TRUST_SYNC)",
+                        fields: &["trust_id"],
+                        required: &["trust_id"],
+                        strict: true,
+                    },
+                )?;
                 RequestData::TrustSync(d.trust_id)
             }
             RequestType::HELLO => {
@@ -196,7 +207,12 @@ impl RequestData<'_> {
                 w.raw(b"}", CTX)
             }
             RequestData::PollReq(p) => w
-                .json(&PollReqData { product_instance_identifier: *p }, CTX)
+                .json(
+                    &PollReqData {
+                        product_instance_identifier: *p,
+                    },
+                    CTX,
+                )
                 .map(|_| ()),
             RequestData::TrustSync(id) => w.json(&TrustSyncData { trust_id: *id }, CTX).map(|_| ()),
             RequestData::Hello => w.raw(b"{}", CTX),
@@ -243,12 +259,13 @@ pub fn decode(bytes: &[u8]) -> Result<SignedRequest<'_>, DecodeError> {
     if !matches!(t.kind(), Kind::String) {
         return Err(t.error(Code::WrongType, HEADER_SHAPE.context));
     }
-    let header: RequestHeader<'_> = shaped(&header_node, &HEADER_SHAPE)
-        .map_err(|e| if e.code == Code::InvalidValue && t.raw_str().is_some_and(|s| !is_request_type(s)) {
+    let header: RequestHeader<'_> = shaped(&header_node, &HEADER_SHAPE).map_err(|e| {
+        if e.code == Code::InvalidValue && t.raw_str().is_some_and(|s| !is_request_type(s)) {
             t.error(Code::UnknownRequestType, HEADER_SHAPE.context)
         } else {
             e
-        })?;
+        }
+    })?;
     let data = RequestData::decode(header.request_type, &body.required("request_data", CTX)?)?;
     Ok(SignedRequest {
         request: Request { header, data },
@@ -262,7 +279,14 @@ pub fn decode_data(t: RequestType, bytes: &[u8]) -> Result<RequestData<'_>, Deco
 }
 
 fn is_request_type(s: &str) -> bool {
-    ["ID_TOKEN_TRUST", "LICENSE_USAGE", "POLL_REQ", "TRUST_SYNC", "HELLO"].contains(&s)
+    [
+        "ID_TOKEN_TRUST",
+        "LICENSE_USAGE",
+        "POLL_REQ",
+        "TRUST_SYNC",
+        "HELLO",
+    ]
+    .contains(&s)
 }
 
 /// Encodes and signs a request into `buf`; returns the length. The header's `request_type`

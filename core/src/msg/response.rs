@@ -11,7 +11,9 @@ use crate::error::{Code, DecodeError, EncodeError, Error};
 use crate::json::{Kind, Node};
 use crate::msg::policy::Policy;
 use crate::msg::trust::TrustCode;
-use crate::msg::{check_version, root, shaped, ConnectInfo, Shape, SignedList, Version, Writer, MAX_HA_MEMBERS};
+use crate::msg::{
+    check_version, root, shaped, ConnectInfo, Shape, SignedList, Version, Writer, MAX_HA_MEMBERS,
+};
 use crate::nonce::Nonce;
 use crate::types::{ReportId, RequestType, StatusCode, Text, Timestamp, Udi, Uuid};
 
@@ -166,6 +168,9 @@ struct PollData<'a> {
 }
 
 /// `response_data`, by status and request type.
+// Decoded values live on the caller's stack once per message; boxing is not an option
+// without a heap, and the size difference is a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum ResponseData<'a> {
     /// `FAILED` and `OK_TRY_AGAIN` carry nothing (`null`).
@@ -222,12 +227,15 @@ impl<'a> ResponseData<'a> {
                 }
             }
             StatusCode::OK_POLL => {
-                let d: PollData<'a> = shaped(node, &Shape {
-                    context: "response_data(OK_POLL)",
-                    fields: &["poll_id"],
-                    required: &["poll_id"],
-                    strict: true,
-                })?;
+                let d: PollData<'a> = shaped(
+                    node,
+                    &Shape {
+                        context: "response_data(OK_POLL)",
+                        fields: &["poll_id"],
+                        required: &["poll_id"],
+                        strict: true,
+                    },
+                )?;
                 Ok(ResponseData::Poll(d.poll_id))
             }
             StatusCode::OK => match header.request_type {
@@ -294,10 +302,21 @@ impl<'a> ResponseData<'a> {
                 w.raw(b"}", CTX)
             }
             ResponseData::Usage { ack, policy } => w
-                .json(&UsageData { ack: ack.clone(), policy: policy.clone() }, CTX)
+                .json(
+                    &UsageData {
+                        ack: ack.clone(),
+                        policy: policy.clone(),
+                    },
+                    CTX,
+                )
                 .map(|_| ()),
             ResponseData::TrustSync { policy } => w
-                .json(&PolicyOnly { policy: policy.clone() }, CTX)
+                .json(
+                    &PolicyOnly {
+                        policy: policy.clone(),
+                    },
+                    CTX,
+                )
                 .map(|_| ()),
             ResponseData::Hello => w.raw(b"{}", CTX),
         }
@@ -389,12 +408,15 @@ impl<'a> ErrorBody<'a> {
     /// Decodes `{"error":{"code":…,"message":…}}`.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let node = root(bytes, "error")?;
-        let w: ErrorWrapper<'a> = shaped(&node, &Shape {
-            context: "error",
-            fields: &["error"],
-            required: &["error"],
-            strict: true,
-        })?;
+        let w: ErrorWrapper<'a> = shaped(
+            &node,
+            &Shape {
+                context: "error",
+                fields: &["error"],
+                required: &["error"],
+                strict: true,
+            },
+        )?;
         Ok(w.error)
     }
 

@@ -189,11 +189,14 @@ impl<'a> SignedRum<'a> {
         let payload = RumPayload::decode_node(&signed.body)?;
         Ok(SignedRum { payload, signed })
     }
-
 }
 
 /// Encodes and signs a report: `{"payload":…,"signature":…}`. Returns the length written.
-pub fn encode(buf: &mut [u8], payload: &RumPayload<'_>, signer: &impl Signer) -> Result<usize, Error> {
+pub fn encode(
+    buf: &mut [u8],
+    payload: &RumPayload<'_>,
+    signer: &impl Signer,
+) -> Result<usize, Error> {
     let mut w = Writer::new(buf);
     write_signed(&mut w, "payload", Layout::MemberFirst, signer, |w| {
         w.json(payload, "rum.payload").map(|_| ())
