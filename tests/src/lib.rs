@@ -15,3 +15,5 @@ pub fn shared_dir() -> Option<PathBuf> {
     let d = workspace_root().parent()?.join("shared");
     d.is_dir().then_some(d)
 }
+
+pub mod differential;

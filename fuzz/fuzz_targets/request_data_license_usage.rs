@@ -1,0 +1,5 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    slup_core::fuzzing::request_data(slup_core::types::RequestType::LICENSE_USAGE, data)
+});
