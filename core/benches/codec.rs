@@ -22,6 +22,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Thro
 
 use slup_core::crypto::{self, PublicKey, Signer};
 use slup_core::envelope::Signed;
+use slup_core::json;
 use slup_core::msg::policy::Policy;
 use slup_core::msg::request::{self, PollRef, Request, RequestData};
 use slup_core::msg::response::{self, Response, ResponseData};
@@ -358,7 +359,8 @@ const BUF: usize = 16 * 1024;
 // decode
 // ------------------------------------------------------------------------------------------
 
-/// One `decode/<msg>` group: slup, typed serde_json, `serde_json::Value`.
+/// One `decode/<msg>` group: slup, typed serde_json, `serde_json::Value`, and slup's
+/// validation pass alone for scale.
 fn decode_group<'m, S, T>(c: &mut Criterion, msg: &str, bytes: &'m [u8], slup: S, typed: T)
 where
     S: Fn(&'m [u8]) -> bool,
@@ -375,6 +377,11 @@ where
     g.bench_function("serde_json_typed", |b| b.iter(|| typed(black_box(bytes))));
     g.bench_function("serde_json_value", |b| {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(bytes)).map(black_box))
+    });
+    // Breakdown, not a contender: slup's first pass alone (RFC 8259 validation + limits),
+    // which every slup decoder runs before locating members and typed decoding.
+    g.bench_function("slup_validate_only", |b| {
+        b.iter(|| json::validate(black_box(bytes), &json::DEFAULT_LIMITS).is_ok())
     });
     g.finish();
 }
