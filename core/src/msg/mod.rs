@@ -68,7 +68,9 @@ fn serde_code(e: &serde_json_core::de::Error) -> Code {
         E::EscapedStringIsTooLong => Code::StringTooLong,
         E::InvalidUnicodeCodePoint | E::InvalidEscapeSequence => Code::InvalidUtf8,
         E::CustomError => Code::InvalidValue,
-        _ => Code::JsonSyntax,
+        // The input passed the strict validator, so a "syntax" complaint here means the value
+        // has a shape serde-json-core cannot read as the field's type, e.g. `1e3` for a u64.
+        _ => Code::WrongType,
     }
 }
 
