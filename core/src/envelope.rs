@@ -11,7 +11,7 @@
 use crate::crypto::{self, KeyId, Signer, Verifier};
 use crate::error::{Code, DecodeError, EncodeError, Error};
 use crate::json::{Kind, Node};
-use crate::msg::{SigType, SigValue, SignatureObj, Writer};
+use crate::msg::{SignatureObj, Writer};
 
 /// A signed object as received: the exact span of the signed member and its signature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +43,7 @@ impl<'a> Signed<'a> {
         if self.signature.key != verifier.key_id() {
             return Err(Code::KeyIdMismatch);
         }
-        crypto::verify(verifier, self.body.bytes, &self.signature.value.0)
+        crypto::verify(verifier, self.body.bytes, &self.signature.value)
     }
 }
 
@@ -94,9 +94,8 @@ pub fn write_signed(
     let signed = start..w.len();
     let value = crypto::sign(signer, w.slice(signed.clone())).map_err(Error::Crypto)?;
     let sig = SignatureObj {
-        kind: SigType::SHA256,
         key,
-        value: SigValue(value),
+        value,
         service_form,
     };
     match sig_at {

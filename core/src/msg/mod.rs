@@ -185,46 +185,16 @@ impl<'b> Writer<'b> {
     }
 }
 
-/// The only signature type: ECDSA P-256 over SHA-256.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SigType {
-    /// ECDSA P-256 with SHA-256, r‖s, low-S.
-    SHA256,
-}
-
-/// Base64 r‖s as a field value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SigValue(pub RawSignature);
-
-impl Serialize for SigValue {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut buf = [0u8; crate::crypto::SIGNATURE_B64_LEN];
-        s.serialize_str(self.0.to_base64(&mut buf))
-    }
-}
-
-impl<'de> Deserialize<'de> for SigValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <&'de str>::deserialize(d)?;
-        RawSignature::from_base64(s)
-            .map(SigValue)
-            .map_err(|_| serde::de::Error::custom("signature value"))
-    }
-}
-
 /// A `signature` object: `{"type":"SHA256","key":"<key id>","value":"<base64 r‖s>"}`. The
 /// service's adds `"pid":null,"cert_sn":null` (the seed's shape).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The `type` is always `SHA256` (ECDSA P-256 over SHA-256, r‖s, low-S), so it is not stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SignatureObj {
-    /// Always `SHA256`.
-    #[serde(rename = "type")]
-    pub kind: SigType,
     /// Key id of the signing key.
     pub key: KeyId,
     /// The signature.
-    pub value: SigValue,
+    pub value: RawSignature,
     /// `pid` and `cert_sn` present (as `null`) — the service envelope's form.
-    #[serde(skip)]
     pub service_form: bool,
 }
 
@@ -264,9 +234,8 @@ impl SignatureObj {
             }
         }
         Ok(SignatureObj {
-            kind: SigType::SHA256,
             key: key_id,
-            value: SigValue(sig),
+            value: sig,
             service_form,
         })
     }
@@ -282,7 +251,7 @@ impl SignatureObj {
             CTX,
         )?;
         w.raw(br#"","value":""#, CTX)?;
-        w.raw(self.value.0.to_base64(&mut vb).as_bytes(), CTX)?;
+        w.raw(self.value.to_base64(&mut vb).as_bytes(), CTX)?;
         if self.service_form {
             w.raw(br#"","pid":null,"cert_sn":null}"#, CTX)
         } else {
