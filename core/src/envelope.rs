@@ -5,8 +5,8 @@
 //! the scanner ([`Signed::split`]) and verify it; nobody re-serialises. Producers serialise the
 //! member once, sign those bytes, and write the signature beside them ([`write_signed`]).
 //!
-//! Four members are signed this way: `request` (device → service), `response` (service →
-//! device, whose envelope puts `signature` first), and `payload` (RUM reports, trust codes).
+//! Three member names are signed this way: `request` (device → service), `response` (service →
+//! device, whose envelope puts `signature` first), and `payload` (RUM reports and trust codes).
 
 use crate::crypto::{self, KeyId, Signer, Verifier};
 use crate::error::{Code, DecodeError, EncodeError, Error};

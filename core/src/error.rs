@@ -88,6 +88,8 @@ codes! {
     UnknownStatus = 1013, "unknown status_code";
     /// A number does not fit the field's integer type.
     NumberOutOfRange = 1014, "number out of range";
+    /// A member name holds a backslash escape, which slup messages never use.
+    EscapedMemberName = 1015, "escaped member name";
 
     // ---- 1100: crypto -------------------------------------------------------------------
     /// The signature does not verify over the signed bytes.

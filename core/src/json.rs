@@ -26,6 +26,10 @@ pub struct Limits {
     pub max_string_len: usize,
     /// Largest accepted input, in bytes.
     pub max_input_len: usize,
+    /// Accept backslash escapes in member names. slup messages never need them, and refusing
+    /// them means two spellings of one name (`"nonce"`, `"n\u006fnce"`) can never be read
+    /// differently by the scanner and the typed decoder.
+    pub escaped_names: bool,
 }
 
 /// The limits every slup message decoder uses (see docs/PROTOCOL.md, "Limits").
@@ -33,6 +37,15 @@ pub const DEFAULT_LIMITS: Limits = Limits {
     max_depth: 16,
     max_string_len: 4096,
     max_input_len: 1 << 20,
+    escaped_names: false,
+};
+
+/// Plain RFC 8259 with generous bounds: for tools that inspect arbitrary JSON.
+pub const PERMISSIVE_LIMITS: Limits = Limits {
+    max_depth: MAX_DEPTH_CEILING,
+    max_string_len: 1 << 20,
+    max_input_len: 16 << 20,
+    escaped_names: true,
 };
 
 const CTX: &str = "json";
@@ -141,6 +154,17 @@ impl Cursor<'_> {
         Ok(())
     }
 
+    /// Scans a member name: a string, without escapes unless `limits` allow them.
+    fn name(&mut self, limits: &Limits) -> Result<(), DecodeError> {
+        let start = self.pos;
+        self.string(limits.max_string_len)?;
+        let raw = self.b.get(start..self.pos).unwrap_or_default();
+        if !limits.escaped_names && raw.contains(&b'\\') {
+            return Err(err(Code::EscapedMemberName, start));
+        }
+        Ok(())
+    }
+
     fn digits(&mut self) -> usize {
         let s = self.pos;
         while self.peek().is_some_and(|c| c.is_ascii_digit()) {
@@ -223,7 +247,7 @@ pub fn validate(input: &[u8], limits: &Limits) -> Result<(), DecodeError> {
                     depth = depth.saturating_sub(1);
                 } else {
                     if is_obj {
-                        c.string(limits.max_string_len)?;
+                        c.name(limits)?;
                         c.skip_ws();
                         c.expect(b':')?;
                         c.skip_ws();
@@ -255,7 +279,7 @@ pub fn validate(input: &[u8], limits: &Limits) -> Result<(), DecodeError> {
                     c.bump();
                     c.skip_ws();
                     if in_obj {
-                        c.string(limits.max_string_len)?;
+                        c.name(limits)?;
                         c.skip_ws();
                         c.expect(b':')?;
                         c.skip_ws();
@@ -650,7 +674,11 @@ mod tests {
     #[test]
     fn members_and_spans() {
         let doc = br#" {"a" : {"x":"}"} , "b":[1,{"c":2}], "d\u0065":3 } "#;
-        let root = Node::parse(doc, &DEFAULT_LIMITS).unwrap();
+        assert_eq!(
+            validate(doc, &DEFAULT_LIMITS).unwrap_err().code,
+            Code::EscapedMemberName
+        );
+        let root = Node::parse(doc, &PERMISSIVE_LIMITS).unwrap();
         let keys: std::vec::Vec<_> = root.members().map(|(k, _)| k).collect();
         assert_eq!(keys, ["a", "b", "d\\u0065"]);
         let a = root.required("a", "t").unwrap();
@@ -664,7 +692,7 @@ mod tests {
 
     #[test]
     fn duplicate_member_rejected() {
-        let root = Node::parse(br#"{"a":1,"\u0061":2}"#, &DEFAULT_LIMITS).unwrap();
+        let root = Node::parse(br#"{"a":1,"\u0061":2}"#, &PERMISSIVE_LIMITS).unwrap();
         assert_eq!(
             root.member("a", "t").unwrap_err().code,
             Code::DuplicateField

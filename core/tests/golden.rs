@@ -160,3 +160,37 @@ fn encoders_report_small_buffers_instead_of_writing_partially() {
         }
     }
 }
+
+#[test]
+fn test_keys_file_matches_the_fixtures() {
+    use slup_core::crypto::Signer;
+    let mut out = String::from(
+        "{\n  \"note\": \"slup TEST keys: public on purpose, never use them for anything real\",\n",
+    );
+    let keys = [
+        ("active_device", ACTIVE_SECRET),
+        ("standby_device", STANDBY_SECRET),
+        ("service", SERVICE_SECRET),
+    ];
+    for (i, (name, secret)) in keys.iter().enumerate() {
+        let signer = slup_core::crypto::SoftwareSigner::from_secret_bytes(secret).unwrap();
+        let mut b64 = [0u8; 88];
+        let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        out.push_str(&format!(
+            "  \"{name}\": {{\"secret_hex\": \"{hex}\", \"public_key\": \"{}\", \"key_id\": \"{}\"}}{}\n",
+            signer.public_key().to_base64(&mut b64),
+            signer.public_key().key_id(),
+            if i + 1 < keys.len() { "," } else { "" }
+        ));
+    }
+    out.push_str("}\n");
+    let path = testdata().join("keys.json");
+    if std::env::var_os("SLUP_BLESS").is_some() {
+        std::fs::write(&path, &out).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        out,
+        "run with SLUP_BLESS=1"
+    );
+}

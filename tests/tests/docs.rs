@@ -53,11 +53,7 @@ fn error_codes_documented() {
 
     for code in Code::ALL {
         let (name, meaning) = rows.get(&code.number()).unwrap_or_else(|| {
-            panic!(
-                "ERRORS.md has no row for {} {}",
-                code.number(),
-                code.name()
-            )
+            panic!("ERRORS.md has no row for {} {}", code.number(), code.name())
         });
         assert_eq!(
             name,
@@ -83,20 +79,33 @@ fn error_codes_documented() {
     }
 }
 
+/// A backtick fence line (CommonMark): up to three spaces, at least three backticks, then the
+/// rest of the line. Returns (backtick count, rest trimmed).
+fn fence(line: &str) -> Option<(usize, &str)> {
+    let indent = line.len() - line.trim_start_matches(' ').len();
+    if indent > 3 {
+        return None;
+    }
+    let rest = &line[indent..];
+    let ticks = rest.len() - rest.trim_start_matches('`').len();
+    (ticks >= 3).then(|| (ticks, rest[ticks..].trim()))
+}
+
 /// Every fenced code block whose info string is exactly `json wire`, as (line, content).
 fn wire_blocks(doc: &str) -> Vec<(usize, String)> {
     let mut blocks = Vec::new();
-    let mut open: Option<(usize, bool, Vec<&str>)> = None;
+    // (first line, opening fence length, is a `json wire` block, body lines)
+    let mut open: Option<(usize, usize, bool, Vec<&str>)> = None;
     for (i, line) in doc.lines().enumerate() {
-        let trimmed = line.trim_end();
         match open.as_mut() {
             None => {
-                if let Some(info) = trimmed.strip_prefix("```") {
-                    open = Some((i + 1, info.trim() == "json wire", Vec::new()));
+                // An info string holding a backtick makes the line inline code, not a fence.
+                if let Some((ticks, info)) = fence(line).filter(|(_, info)| !info.contains('`')) {
+                    open = Some((i + 1, ticks, info == "json wire", Vec::new()));
                 }
             }
-            Some((start, is_wire, body)) => {
-                if trimmed == "```" {
+            Some((start, ticks, is_wire, body)) => {
+                if fence(line).is_some_and(|(n, rest)| n >= *ticks && rest.is_empty()) {
                     if *is_wire {
                         blocks.push((*start, body.join("\n")));
                     }

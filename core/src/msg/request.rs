@@ -175,6 +175,11 @@ impl RequestData<'_> {
                         strict: true,
                     },
                 )?;
+                // Only usage is answered asynchronously (PROTOCOL.md, OK_POLL).
+                if d.product_instance_identifier.original_request_type != RequestType::LICENSE_USAGE
+                {
+                    return Err(node.error(Code::InvalidValue, "request_data(POLL_REQ)"));
+                }
                 RequestData::PollReq(d.product_instance_identifier)
             }
             RequestType::TRUST_SYNC => {
@@ -266,7 +271,14 @@ pub fn decode(bytes: &[u8]) -> Result<SignedRequest<'_>, DecodeError> {
             e
         }
     })?;
-    let data = RequestData::decode(header.request_type, &body.required("request_data", CTX)?)?;
+    let data_node = body.required("request_data", CTX)?;
+    let data = RequestData::decode(header.request_type, &data_node)?;
+    if let RequestData::IdTokenTrust(t) = &data {
+        // The requester is the active unit, listed first.
+        if t.members.first().map(|m| m.sudi) != Some(header.sudi) {
+            return Err(data_node.error(Code::UdiMismatch, "request_data(ID_TOKEN_TRUST)"));
+        }
+    }
     Ok(SignedRequest {
         request: Request { header, data },
         signed,

@@ -18,9 +18,9 @@ use crate::nonce::Nonce;
 use crate::types::{ReportId, RequestType, StatusCode, Text, Timestamp, Udi, Uuid};
 
 /// Most report ids acknowledged in one ACK.
-pub const MAX_ACKED: usize = 64;
+pub const MAX_ACKED: usize = crate::msg::request::MAX_REPORTS_PER_MESSAGE;
 /// Most rejected reports in one ACK.
-pub const MAX_REJECTED: usize = 16;
+pub const MAX_REJECTED: usize = crate::msg::request::MAX_REPORTS_PER_MESSAGE;
 
 /// `agent_actions`: reserved. Written as `null`; any value received is skipped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -227,6 +227,13 @@ impl<'a> ResponseData<'a> {
                 }
             }
             StatusCode::OK_POLL => {
+                // Only usage is answered asynchronously (a poll may be answered OK_POLL again).
+                if !matches!(
+                    header.request_type,
+                    RequestType::LICENSE_USAGE | RequestType::POLL_REQ
+                ) {
+                    return Err(node.error(Code::InvalidValue, "response_data(OK_POLL)"));
+                }
                 let d: PollData<'a> = shaped(
                     node,
                     &Shape {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::crypto::{PublicKey, Signer, PUBLIC_KEY_B64_LEN};
 use crate::envelope::{write_signed, Layout, Signed};
-use crate::error::{DecodeError, Error};
+use crate::error::{Code, DecodeError, Error};
 use crate::json::Node;
 use crate::msg::{shaped, Shape, Writer, MAX_HA_MEMBERS};
 use crate::types::{IdToken, Role, Scope, Text, Timestamp, TrustId, Udi, Uuid};
@@ -58,6 +58,27 @@ pub struct TrustRequest<'a> {
     /// One entry per unit covered; the active unit first.
     #[serde(borrow)]
     pub members: heapless::Vec<TrustMember<'a>, MAX_HA_MEMBERS>,
+}
+
+impl TrustRequest<'_> {
+    /// Rules types cannot express: at least one member, the active unit first, no unit twice,
+    /// and `local` covering exactly the active unit.
+    pub fn check(&self) -> Result<(), Code> {
+        let first = self.members.first().ok_or(Code::InvalidValue)?;
+        if first.role != Role::Active || self.members.iter().skip(1).any(|m| m.role == Role::Active)
+        {
+            return Err(Code::InvalidValue);
+        }
+        if self.scope == Scope::Local && self.members.len() != 1 {
+            return Err(Code::InvalidValue);
+        }
+        for (i, m) in self.members.iter().enumerate() {
+            if self.members.iter().skip(i + 1).any(|o| o.sudi == m.sudi) {
+                return Err(Code::InvalidValue);
+            }
+        }
+        Ok(())
+    }
 }
 
 pub(crate) const TRUST_REQUEST_SHAPE: Shape = Shape {

@@ -388,7 +388,7 @@ pub fn goldens() -> Vec<(&'static str, Kind, VerifyWith, Vec<u8>)> {
         response_header(
             RequestType::POLL_REQ,
             StatusCode::FAILED,
-            "Invalid ProductInstanceIdentifier: 2e84a42f-c903-44c5-83b2-e62e258c780f provided in the polling request",
+            "Invalid ProductInstanceIdentifier: 7d1c2a44-5b0e-4f39-9a61-0c2f5e8b9d13 provided in the polling request",
             0,
         ),
         ResponseData::None,
