@@ -676,7 +676,7 @@ fn verify_group<'m>(
 ) {
     let signed = split(bytes);
     let body = signed.body.bytes;
-    let sig = signed.signature.value.0;
+    let sig = signed.signature.value;
     signed.verify(key).unwrap();
     crypto::verify(key, body, &sig).unwrap();
 

@@ -30,12 +30,17 @@
 extern crate std;
 
 pub mod crypto;
+pub mod diag;
+pub mod engine;
 pub mod envelope;
 pub mod error;
 pub mod json;
 pub mod msg;
 pub mod nonce;
 pub mod types;
+
+#[cfg(feature = "server")]
+pub mod server;
 
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

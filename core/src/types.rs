@@ -79,6 +79,12 @@ macro_rules! ident_type {
             pub const fn as_str(&self) -> &'a str {
                 self.0
             }
+
+            /// Wraps text that was validated when it was stored.
+            #[allow(dead_code)]
+            pub(crate) const fn from_validated(s: &'a str) -> Self {
+                Self(s)
+            }
         }
 
         impl<'de: 'a, 'a> Deserialize<'de> for $name<'a> {
