@@ -1,11 +1,899 @@
-//! The sans-IO agent engine (work in progress: the building blocks come first).
+//! The sans-IO agent engine (DESIGN.md §2).
+//!
+//! Bytes and time go in; bytes to send, events and the next deadline come out. The engine does
+//! no I/O, reads no clock and owns no thread:
+//!
+//! ```text
+//! engine.handle_command(now, Command)           establish trust, record usage, sync, reset
+//! engine.poll_transmit(now, &mut buf)           -> Option<Transmit>: a request to POST
+//! engine.handle_response(now, &bytes)           the service's answer to it
+//! engine.handle_transport_error(now, code)      or why no answer came
+//! engine.poll_timeout() / handle_timeout(now)   the next deadline, and reaching it
+//! engine.poll_event()                           %SMART_LIC-… events for the log
+//! ```
+//!
+//! At most one exchange is in flight. The building blocks:
 //!
 //! - [`clock`]: effective time and clock-change detection;
 //! - [`config`]: who the product is, how it reaches the service, cadences;
 //! - [`trust`]: pending and installed device keys and trust codes;
-//! - [`usage`]: counts, samples, open reports and closing them into signed RUM reports.
+//! - [`usage`]: counts, samples, open reports and closing them into signed RUM reports;
+//! - [`reports`]: closed reports kept as signed bytes until acknowledged.
+//!
+//! Still to come (see the engine issue): policy deadlines and `REPORTING_REQUIRED`, offline
+//! save/import, the CSLU pull handler, persistence records, and the status renderers.
 
 pub mod clock;
 pub mod config;
+pub mod reports;
 pub mod trust;
 pub mod usage;
+
+use rand_core::{CryptoRng, RngCore};
+
+use crate::crypto::Signer;
+use crate::diag::event::{Event, EventKind, EventLog, Peer};
+use crate::diag::history::MessageHistory;
+use crate::diag::stats::{CommStats, ResponseStatus};
+use crate::diag::MessageKind;
+use crate::error::{Code, Error};
+use crate::msg::policy::{Policy, ResolvedPolicy};
+use crate::msg::request::{self, CertSerial, PollRef, Request, RequestData, RequestHeader};
+use crate::msg::response::{self, ResponseData};
+use crate::msg::{ConnectInfo, HaUdi, SignedList, Version, CAPABILITIES};
+use crate::nonce::{Nonce, NonceTracker};
+use crate::types::{
+    IdToken, Ident, InstanceId, RequestType, Role, Scope, StatusCode, Timestamp, Uuid,
+};
+
+use self::clock::ClockMonitor;
+use self::config::{Config, TransportMode};
+use self::reports::{ReportState, ReportStore};
+use self::trust::{KeyProvider, PendingKeys, Trust};
+use self::usage::{CloseReason, ReportContext, Usage, SAMPLE_INTERVAL_S};
+
+/// Events waiting for [`Engine::poll_event`]; older ones stay in the event log.
+pub const EVENT_QUEUE: usize = 8;
+/// Events kept in the log for `show logging`.
+pub const EVENT_LOG: usize = 16;
+/// Message history entries and bytes (bodies are truncated to half of it).
+pub const HISTORY_ENTRIES: usize = 8;
+/// Bytes of message history.
+pub const HISTORY_BYTES: usize = 4096;
+/// Agent version announced in `connect_info`.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What the caller asks of the engine.
+#[derive(Clone, Copy, Debug)]
+pub enum Command<'a> {
+    /// `license smart trust idtoken <token> local|all [force]`.
+    EstablishTrust {
+        /// The ID token.
+        token: &'a str,
+        /// Which units.
+        scope: Scope,
+        /// Replace trust already installed.
+        force: bool,
+    },
+    /// The count of `tag` in use is now `count`.
+    RecordUsage {
+        /// Entitlement tag.
+        tag: &'a str,
+        /// Count in use.
+        count: u64,
+    },
+    /// A sub-device (an AP) joined or left, for `tag`.
+    Entity {
+        /// Entitlement tag.
+        tag: &'a str,
+        /// The sub-device's UDI.
+        udi: crate::types::Udi<'a>,
+        /// Joined (`true`) or left.
+        joined: bool,
+    },
+    /// `license smart sync`: close open reports and report now.
+    SyncNow,
+    /// `license smart factory reset`: clears trust, policy, reports and counters.
+    FactoryReset,
+}
+
+/// What a command did, beyond success.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done.
+    Done,
+    /// Queued; a request will go out at the next `poll_transmit`.
+    Queued,
+    /// Done; the product must reload (factory reset).
+    ReloadRequired,
+}
+
+/// A request to send: POST the first `len` bytes of the caller's buffer to `url`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Which exchange this is.
+    pub kind: MessageKind,
+    /// Bytes written.
+    pub len: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct InFlight {
+    kind: MessageKind,
+    nonce: Nonce,
+    sent_at: Timestamp,
+}
+
+struct PendingTrust<K, const M: usize> {
+    keys: PendingKeys<K, M>,
+    token: heapless::String<{ crate::types::MAX_TOKEN_LEN }>,
+    force: bool,
+    failures: u32,
+    due: Timestamp,
+}
+
+/// The installed policy (or Cisco's default).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyState {
+    /// Resolved values with origins.
+    pub resolved: ResolvedPolicy,
+    /// The name, `Cisco default` until one is installed.
+    pub name: heapless::String<64>,
+    /// When it was installed.
+    pub installed_at: Option<Timestamp>,
+}
+
+/// The agent.
+pub struct Engine<K: KeyProvider, R, const MEMBERS: usize = { crate::msg::MAX_HA_MEMBERS }> {
+    config: Config<MEMBERS>,
+    keys: K,
+    rng: R,
+    clock: ClockMonitor,
+    nonces: NonceTracker,
+    trust: Trust<K::Key, MEMBERS>,
+    pending_trust: Option<PendingTrust<K::Key, MEMBERS>>,
+    usage: Usage,
+    reports: ReportStore,
+    policy: PolicyState,
+    inflight: Option<InFlight>,
+    poll: Option<(Timestamp, heapless::String<36>)>,
+    next_sample: Timestamp,
+    next_report: Timestamp,
+    report_now: bool,
+    comm_failing: bool,
+    events: heapless::Deque<Event, EVENT_QUEUE>,
+    log: EventLog<EVENT_LOG>,
+    history: MessageHistory<HISTORY_ENTRIES, HISTORY_BYTES>,
+    stats: CommStats,
+}
+
+fn secs_ms(s: u32) -> u64 {
+    u64::from(s).saturating_mul(1000)
+}
+
+impl<K, R, const MEMBERS: usize> Engine<K, R, MEMBERS>
+where
+    K: KeyProvider,
+    R: RngCore + CryptoRng,
+{
+    /// A fresh agent (no trust, Cisco default policy) starting at `now`.
+    pub fn new(config: Config<MEMBERS>, keys: K, rng: R, now: Timestamp) -> Self {
+        let report_ms = secs_ms(config.intervals.report_s);
+        let mut e = Engine {
+            config,
+            keys,
+            rng,
+            clock: ClockMonitor::new(now),
+            nonces: NonceTracker::new(),
+            trust: Trust::default(),
+            pending_trust: None,
+            usage: Usage::new(),
+            reports: ReportStore::new(),
+            policy: PolicyState {
+                resolved: ResolvedPolicy::CISCO_DEFAULT,
+                name: heapless::String::try_from("Cisco default").unwrap_or_default(),
+                installed_at: None,
+            },
+            inflight: None,
+            poll: None,
+            next_sample: now.add_millis(secs_ms(SAMPLE_INTERVAL_S)),
+            next_report: now.add_millis(report_ms),
+            report_now: false,
+            comm_failing: false,
+            events: heapless::Deque::new(),
+            log: EventLog::new(),
+            history: MessageHistory::new(),
+            stats: CommStats::new(),
+        };
+        e.emit(now, EventKind::AgentReady, "");
+        e
+    }
+
+    // ---- read-only views ------------------------------------------------------------------
+
+    /// The configuration.
+    pub fn config(&self) -> &Config<MEMBERS> {
+        &self.config
+    }
+    /// Installed trust.
+    pub fn trust(&self) -> &Trust<K::Key, MEMBERS> {
+        &self.trust
+    }
+    /// Usage counters and open reports.
+    pub fn usage(&self) -> &Usage {
+        &self.usage
+    }
+    /// Closed reports.
+    pub fn reports(&self) -> &ReportStore {
+        &self.reports
+    }
+    /// The policy in force.
+    pub fn policy(&self) -> &PolicyState {
+        &self.policy
+    }
+    /// The event log.
+    pub fn event_log(&self) -> &EventLog<EVENT_LOG> {
+        &self.log
+    }
+    /// The message history.
+    pub fn history(&self) -> &MessageHistory<HISTORY_ENTRIES, HISTORY_BYTES> {
+        &self.history
+    }
+    /// Communication statistics.
+    pub fn stats(&self) -> &CommStats {
+        &self.stats
+    }
+    /// When the next usage report is due.
+    pub fn next_report_time(&self) -> Timestamp {
+        self.next_report
+    }
+    /// `true` while a request waits for its answer.
+    pub fn in_flight(&self) -> bool {
+        self.inflight.is_some()
+    }
+
+    // ---- events ---------------------------------------------------------------------------
+
+    fn emit(&mut self, at: Timestamp, kind: EventKind, detail: &str) {
+        let event = Event::with_detail(at, kind, detail);
+        if self.events.is_full() {
+            // The log keeps everything; the queue only drops what the caller did not poll.
+            self.events.pop_front();
+        }
+        let _ = self.events.push_back(event);
+        self.log.push(event);
+    }
+
+    /// The next event for the platform's log.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn peer(&self) -> Peer {
+        match self.config.transport {
+            TransportMode::Cslu => Peer::Cslu,
+            TransportMode::OnPrem => Peer::OnPrem,
+            TransportMode::Smart | TransportMode::Off => Peer::Cssm,
+        }
+    }
+
+    fn observe(&mut self, now: Timestamp) -> Timestamp {
+        let deadline = self.poll_timeout();
+        let (eff, change) = self.clock.observe(now, deadline);
+        if let Some(c) = change {
+            self.usage.clock_changed(c.delta_secs());
+            self.emit(eff, EventKind::SystemClockChanged, "");
+        }
+        eff
+    }
+
+    // ---- commands -------------------------------------------------------------------------
+
+    /// Carries out a command.
+    pub fn handle_command(&mut self, now: Timestamp, cmd: Command<'_>) -> Result<Outcome, Error> {
+        let now = self.observe(now);
+        match cmd {
+            Command::EstablishTrust {
+                token,
+                scope,
+                force,
+            } => {
+                IdToken::new(token).map_err(Error::Protocol)?;
+                if self.trust.is_installed() && !force {
+                    return Err(Error::Protocol(Code::TrustAlreadyInstalled));
+                }
+                let keys = PendingKeys::generate(&mut self.keys, &self.config.members, scope)
+                    .map_err(Error::Protocol)?;
+                let token = heapless::String::try_from(token)
+                    .map_err(|_| Error::Protocol(Code::InvalidValue))?;
+                self.pending_trust = Some(PendingTrust {
+                    keys,
+                    token,
+                    force,
+                    failures: 0,
+                    due: now,
+                });
+                Ok(Outcome::Queued)
+            }
+            Command::RecordUsage { tag, count } => {
+                if let Some(i) = self
+                    .usage
+                    .record(now.secs(), tag, count)
+                    .map_err(Error::Protocol)?
+                {
+                    self.close_report(now, i, CloseReason::UsageChanged)?;
+                    self.usage.reopen(i, now.secs());
+                }
+                Ok(Outcome::Done)
+            }
+            Command::Entity { tag, udi, joined } => {
+                self.usage
+                    .entity(now.secs(), tag, &udi, joined)
+                    .map_err(Error::Protocol)?;
+                Ok(Outcome::Done)
+            }
+            Command::SyncNow => {
+                self.close_all(now, CloseReason::CurrentUsageRequested)?;
+                self.report_now = true;
+                Ok(Outcome::Queued)
+            }
+            Command::FactoryReset => {
+                self.trust.clear();
+                self.pending_trust = None;
+                self.usage = Usage::new();
+                self.reports.clear();
+                self.poll = None;
+                self.inflight = None;
+                self.policy = PolicyState {
+                    resolved: ResolvedPolicy::CISCO_DEFAULT,
+                    name: heapless::String::try_from("Cisco default").unwrap_or_default(),
+                    installed_at: None,
+                };
+                self.emit(now, EventKind::FactoryReset, "");
+                Ok(Outcome::ReloadRequired)
+            }
+        }
+    }
+
+    fn close_report(&mut self, now: Timestamp, i: usize, reason: CloseReason) -> Result<(), Error> {
+        let Some(active) = self.config.members.first() else {
+            return Err(Error::Protocol(Code::InvalidArgument));
+        };
+        let mut ha: heapless::Vec<HaUdi<'_>, MEMBERS> = heapless::Vec::new();
+        for m in self.config.members.iter() {
+            let _ = ha.push(HaUdi {
+                role: m.role,
+                sudi: m.udi.udi(),
+            });
+        }
+        let instance = InstanceId(self.trust.instance());
+        let ctx = ReportContext {
+            sudi: active.udi.udi(),
+            instance,
+            software_tag: &self.config.software_tag,
+            software_version: &self.config.software_version,
+            ha: &ha,
+        };
+        // Reports are signed by the active unit's installed key; before trust there is none,
+        // and usage keeps accumulating in the open report.
+        let Some((key, _)) = self.trust.active() else {
+            return Err(Error::Protocol(Code::NotTrusted));
+        };
+        let free = self.reports.free().map_err(Error::Protocol)?;
+        let closed = self.usage.close(i, now.secs(), reason, &ctx, key, free)?;
+        self.reports
+            .commit(closed.report_id, closed.tag, closed.len, now.secs())
+            .map_err(Error::Protocol)
+    }
+
+    fn close_all(&mut self, now: Timestamp, reason: CloseReason) -> Result<(), Error> {
+        let open: heapless::Vec<usize, { usage::DEFAULT_TAGS }> = self.usage.open_tags().collect();
+        for i in open {
+            self.close_report(now, i, reason)?;
+            self.usage.reopen(i, now.secs());
+        }
+        Ok(())
+    }
+
+    // ---- transmit -------------------------------------------------------------------------
+
+    fn header(
+        &self,
+        now: Timestamp,
+        t: RequestType,
+        nonce: Nonce,
+    ) -> Result<RequestHeader<'_>, Code> {
+        let active = self.config.members.first().ok_or(Code::InvalidArgument)?;
+        let (instance, serial) = match self.trust.active() {
+            Some((_, id)) => (InstanceId(self.trust.instance()), CertSerial(Some(id))),
+            None => (InstanceId::NONE, CertSerial(None)),
+        };
+        Ok(RequestHeader {
+            version: Version,
+            request_type: t,
+            locale: Ident::new("en_US.UTF-8")?,
+            sudi: active.udi.udi(),
+            timestamp: now,
+            nonce,
+            product_instance_identifier: instance,
+            signing_cert_serial_number: serial,
+            id_cert_serial_number: Ident::new("")?,
+            connect_info: ConnectInfo::new("slup", AGENT_VERSION, None, CAPABILITIES)?,
+        })
+    }
+
+    /// The next request to send, written into `buf`, if one is due and none is in flight.
+    pub fn poll_transmit(&mut self, now: Timestamp, buf: &mut [u8]) -> Option<Transmit> {
+        let now = self.observe(now);
+        if self.inflight.is_some() || self.config.transport == TransportMode::Off {
+            return None;
+        }
+        let kind = self.due_kind(now)?;
+        match self.build(now, kind, buf) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                // A request that cannot even be built (buffer too small, no key): say so and
+                // try again at the retry cadence rather than spinning.
+                self.stats.record_error(kind, now, e.code(), "");
+                self.emit(
+                    now,
+                    EventKind::PlatformError { cause: e.code() },
+                    "request build failed",
+                );
+                self.defer(now, kind);
+                None
+            }
+        }
+    }
+
+    fn due_kind(&self, now: Timestamp) -> Option<MessageKind> {
+        if self.pending_trust.as_ref().is_some_and(|p| p.due <= now) {
+            return Some(MessageKind::TrustEstablishment);
+        }
+        if !self.trust.is_installed() {
+            return None;
+        }
+        if self.poll.as_ref().is_some_and(|(at, _)| *at <= now) {
+            return Some(MessageKind::ResultPolling);
+        }
+        let unsent = self.reports.iter().any(|r| r.state == ReportState::Closed);
+        if unsent && (self.report_now || now >= self.next_report) {
+            return Some(MessageKind::UsageReporting);
+        }
+        None
+    }
+
+    fn defer(&mut self, now: Timestamp, kind: MessageKind) {
+        let retry = now.add_millis(secs_ms(self.config.intervals.comm_retry_s));
+        match kind {
+            MessageKind::TrustEstablishment => {
+                if let Some(p) = self.pending_trust.as_mut() {
+                    p.failures = p.failures.saturating_add(1);
+                    // Once after a minute, then at the communication retry cadence (the seed).
+                    p.due = if p.failures == 1 {
+                        now.add_millis(secs_ms(self.config.intervals.trust_first_retry_s))
+                    } else {
+                        retry
+                    };
+                }
+            }
+            MessageKind::ResultPolling => {
+                if let Some((at, _)) = self.poll.as_mut() {
+                    *at = retry;
+                }
+            }
+            _ => {
+                self.report_now = false;
+                self.next_report = retry;
+            }
+        }
+    }
+
+    fn build(
+        &mut self,
+        now: Timestamp,
+        kind: MessageKind,
+        buf: &mut [u8],
+    ) -> Result<Transmit, Error> {
+        let nonce = self
+            .nonces
+            .issue(&mut self.rng, now)
+            .map_err(Error::Protocol)?;
+        let result = self.build_with(now, kind, nonce, buf);
+        match result {
+            Ok(len) => {
+                self.inflight = Some(InFlight {
+                    kind,
+                    nonce,
+                    sent_at: now,
+                });
+                self.stats.record_attempt(kind, now);
+                self.history
+                    .record_request(now, kind, buf.get(..len).unwrap_or_default());
+                Ok(Transmit { kind, len })
+            }
+            Err(e) => {
+                self.nonces.cancel(nonce);
+                self.reports.unsend_pending();
+                Err(e)
+            }
+        }
+    }
+
+    fn build_with(
+        &mut self,
+        now: Timestamp,
+        kind: MessageKind,
+        nonce: Nonce,
+        buf: &mut [u8],
+    ) -> Result<usize, Error> {
+        match kind {
+            MessageKind::TrustEstablishment => {
+                let Some(p) = self.pending_trust.as_ref() else {
+                    return Err(Error::Protocol(Code::InvalidArgument));
+                };
+                let mut members = heapless::Vec::new();
+                for (slot, key) in p.keys.keys.iter() {
+                    let m = self
+                        .config
+                        .members
+                        .get(*slot)
+                        .ok_or(Error::Protocol(Code::InvalidArgument))?;
+                    members
+                        .push(crate::msg::trust::TrustMember {
+                            role: m.role,
+                            sudi: m.udi.udi(),
+                            public_key: crate::msg::trust::PublicKeyB64(key.public_key().clone()),
+                        })
+                        .map_err(|_| Error::Protocol(Code::CapacityExceeded))?;
+                }
+                let data = RequestData::IdTokenTrust(crate::msg::trust::TrustRequest {
+                    id_token: IdToken::new(&p.token).map_err(Error::Protocol)?,
+                    scope: p.keys.scope,
+                    force: p.force,
+                    members,
+                });
+                // Proof of possession: the new active key signs its own trust request.
+                let active_key = &p
+                    .keys
+                    .keys
+                    .first()
+                    .ok_or(Error::Protocol(Code::InvalidArgument))?
+                    .1;
+                let header = self
+                    .header(now, RequestType::ID_TOKEN_TRUST, nonce)
+                    .map_err(Error::Protocol)?;
+                request::encode(buf, &Request { header, data }, active_key)
+            }
+            MessageKind::ResultPolling => {
+                let (_, id) = self
+                    .poll
+                    .as_ref()
+                    .ok_or(Error::Protocol(Code::InvalidArgument))?;
+                let data = RequestData::PollReq(PollRef {
+                    original_request_type: RequestType::LICENSE_USAGE,
+                    original_pid: Uuid::new(id).map_err(Error::Protocol)?,
+                });
+                self.signed_request(now, RequestType::POLL_REQ, nonce, data, buf)
+            }
+            _ => {
+                // As many unsent reports as fit; the rest go in the next message.
+                let mut ids: heapless::Vec<
+                    crate::types::ReportId,
+                    { request::MAX_REPORTS_PER_MESSAGE },
+                > = heapless::Vec::new();
+                let len = self.usage_request(now, nonce, buf, &mut ids)?;
+                for id in ids {
+                    self.reports.set_state(id, ReportState::Pending);
+                }
+                Ok(len)
+            }
+        }
+    }
+
+    /// Writes a `LICENSE_USAGE` with as many unsent reports as fit; `ids` receives which.
+    fn usage_request(
+        &self,
+        now: Timestamp,
+        nonce: Nonce,
+        buf: &mut [u8],
+        ids: &mut heapless::Vec<crate::types::ReportId, { request::MAX_REPORTS_PER_MESSAGE }>,
+    ) -> Result<usize, Error> {
+        let mut slices: heapless::Vec<&[u8], { request::MAX_REPORTS_PER_MESSAGE }> =
+            heapless::Vec::new();
+        let budget = buf.len().saturating_sub(2048);
+        let mut total = 0usize;
+        for r in self
+            .reports
+            .iter()
+            .filter(|r| r.state == ReportState::Closed)
+        {
+            let b = self.reports.bytes(r);
+            if (!slices.is_empty() && total.saturating_add(b.len()) > budget) || slices.is_full() {
+                break;
+            }
+            total = total.saturating_add(b.len().saturating_add(1));
+            let _ = slices.push(b);
+            let _ = ids.push(r.id);
+        }
+        let data = RequestData::LicenseUsage(SignedList::Items(&slices));
+        self.signed_request(now, RequestType::LICENSE_USAGE, nonce, data, buf)
+    }
+
+    fn signed_request(
+        &self,
+        now: Timestamp,
+        t: RequestType,
+        nonce: Nonce,
+        data: RequestData<'_>,
+        buf: &mut [u8],
+    ) -> Result<usize, Error> {
+        let header = self.header(now, t, nonce).map_err(Error::Protocol)?;
+        let (key, _) = self
+            .trust
+            .active()
+            .ok_or(Error::Protocol(Code::NotTrusted))?;
+        request::encode(buf, &Request { header, data }, key)
+    }
+
+    // ---- responses ------------------------------------------------------------------------
+
+    /// Applies the service's answer to the request in flight.
+    pub fn handle_response(&mut self, now: Timestamp, bytes: &[u8]) -> Result<(), Error> {
+        let now = self.observe(now);
+        let Some(inflight) = self.inflight.take() else {
+            return Err(Error::Protocol(Code::NotAnswering));
+        };
+        self.history.record_response(now, inflight.kind, bytes);
+        match self.apply(now, inflight, bytes) {
+            Ok(status) => {
+                self.stats.record_success(inflight.kind, now, status);
+                if self.comm_failing {
+                    self.comm_failing = false;
+                    let peer = self.peer();
+                    self.emit(now, EventKind::CommRestored { peer }, "");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.fail_with(now, inflight.kind, e.code(), "");
+                Err(e)
+            }
+        }
+    }
+
+    fn apply(
+        &mut self,
+        now: Timestamp,
+        inflight: InFlight,
+        bytes: &[u8],
+    ) -> Result<ResponseStatus, Error> {
+        let resp = response::decode(bytes)?;
+        resp.verify(&self.config.trust_anchor)
+            .map_err(Error::Crypto)?;
+        let h = &resp.response.header;
+        // The nonce proves this answers *our* request, once.
+        match h.nonce {
+            Some(n) if n == inflight.nonce => {
+                self.nonces.answer(n).map_err(Error::Protocol)?;
+            }
+            Some(n) => {
+                return Err(Error::Protocol(match self.nonces.answer(n) {
+                    Err(Code::ReplayedNonce) => Code::ReplayedNonce,
+                    _ => Code::NonceMismatch,
+                }))
+            }
+            None => return Err(Error::Protocol(Code::NonceMismatch)),
+        }
+        let expected = match inflight.kind {
+            MessageKind::TrustEstablishment => RequestType::ID_TOKEN_TRUST,
+            MessageKind::ResultPolling => RequestType::POLL_REQ,
+            MessageKind::TrustSync => RequestType::TRUST_SYNC,
+            MessageKind::Hello => RequestType::HELLO,
+            _ => RequestType::LICENSE_USAGE,
+        };
+        if h.request_type != expected {
+            return Err(Error::Protocol(Code::RequestTypeMismatch));
+        }
+        let active = self.config.members.first().map(|m| m.udi.udi());
+        if active != Some(h.sudi) {
+            return Err(Error::Protocol(Code::UdiMismatch));
+        }
+        match h.status_code {
+            StatusCode::FAILED => {
+                let mut msg = [0u8; 160];
+                let text = h.message.unescape_into(&mut msg).unwrap_or("");
+                let mut detail: heapless::String<160> = heapless::String::new();
+                let _ = detail.push_str(text);
+                if inflight.kind == MessageKind::ResultPolling {
+                    // The service does not know the poll: the reports go out again.
+                    self.poll = None;
+                    self.reports.unsend_pending();
+                }
+                self.fail_with(now, inflight.kind, Code::ServiceFailed, &detail);
+                return Ok(ResponseStatus::Failed);
+            }
+            StatusCode::OK_TRY_AGAIN => {
+                let at = now.add_millis(secs_ms(h.retry_time_seconds.max(1)));
+                self.reports.unsend_pending();
+                match inflight.kind {
+                    MessageKind::TrustEstablishment => {
+                        if let Some(p) = self.pending_trust.as_mut() {
+                            p.due = at;
+                        }
+                    }
+                    MessageKind::ResultPolling => {
+                        if let Some((t, _)) = self.poll.as_mut() {
+                            *t = at;
+                        }
+                    }
+                    _ => {
+                        self.next_report = at;
+                        self.report_now = false;
+                    }
+                }
+                return Ok(ResponseStatus::OkTryAgain);
+            }
+            StatusCode::OK_POLL | StatusCode::OK => {}
+        }
+        match resp.response.data {
+            ResponseData::Poll(id) => {
+                let retry = if h.retry_time_seconds == 0 {
+                    self.config.intervals.poll_retry_s
+                } else {
+                    h.retry_time_seconds
+                };
+                let id = heapless::String::try_from(id.as_str())
+                    .map_err(|_| Error::Protocol(Code::InvalidValue))?;
+                self.poll = Some((now.add_millis(secs_ms(retry)), id));
+                Ok(ResponseStatus::OkPoll)
+            }
+            ResponseData::Trust {
+                trust_codes,
+                policy,
+            } => {
+                if h.mp.abs_diff(now) > self.config.intervals.max_clock_skew_ms {
+                    return Err(Error::Protocol(Code::ClockSkew));
+                }
+                let pending = self
+                    .pending_trust
+                    .take()
+                    .ok_or(Error::Protocol(Code::NotAnswering))?;
+                let anchor = self.config.trust_anchor.clone();
+                if let Err(c) = self.trust.install(
+                    now,
+                    &trust_codes,
+                    &anchor,
+                    pending.keys,
+                    &self.config.members,
+                ) {
+                    self.emit(now, EventKind::TrustCodeInstallFailed { cause: c }, "");
+                    return Err(Error::Protocol(c));
+                }
+                self.emit(now, EventKind::TrustInstallSuccess, "");
+                self.install_policy(now, policy.as_ref());
+                Ok(ResponseStatus::Ok)
+            }
+            ResponseData::Usage { ack, policy } => {
+                let mut acked = 0u32;
+                for id in ack.acked.iter() {
+                    if self.reports.remove(*id) {
+                        acked = acked.saturating_add(1);
+                    }
+                }
+                let mut rejected = 0u32;
+                for r in ack.rejected.iter() {
+                    if self.reports.reject(r.report_id, r.reason.chars()) {
+                        rejected = rejected.saturating_add(1);
+                    }
+                }
+                // Reports the ACK does not name go out again next time.
+                self.reports.unsend_pending();
+                self.poll = None;
+                self.report_now = false;
+                self.next_report = now.add_millis(secs_ms(self.config.intervals.report_s));
+                self.emit(
+                    now,
+                    EventKind::UsageAckReceived {
+                        acknowledged: acked,
+                        rejected,
+                    },
+                    "",
+                );
+                self.install_policy(now, policy.as_ref());
+                Ok(ResponseStatus::Ok)
+            }
+            ResponseData::TrustSync { policy } => {
+                self.install_policy(now, policy.as_ref());
+                Ok(ResponseStatus::Ok)
+            }
+            ResponseData::Hello | ResponseData::None => Ok(ResponseStatus::Ok),
+        }
+    }
+
+    fn install_policy(&mut self, now: Timestamp, policy: Option<&Policy<'_>>) {
+        let Some(p) = policy else { return };
+        let mut name: heapless::String<64> = heapless::String::new();
+        for c in p.name.chars() {
+            if name.push(c).is_err() {
+                break;
+            }
+        }
+        self.policy = PolicyState {
+            resolved: p.resolve(),
+            name,
+            installed_at: Some(now),
+        };
+        self.emit(now, EventKind::PolicyInstallSuccess, "");
+    }
+
+    // ---- failures and time ----------------------------------------------------------------
+
+    /// No answer came for the request in flight: `code` says why (DNS, connect, TLS, ...).
+    pub fn handle_transport_error(&mut self, now: Timestamp, code: Code) {
+        let now = self.observe(now);
+        let Some(inflight) = self.inflight.take() else {
+            return;
+        };
+        // The request's nonce will never be answered: a late answer counts as a replay.
+        self.nonces.cancel(inflight.nonce);
+        self.history.record_no_reply(now, inflight.kind, code);
+        self.fail_with(now, inflight.kind, code, "");
+    }
+
+    fn fail_with(&mut self, now: Timestamp, kind: MessageKind, code: Code, detail: &str) {
+        self.stats.record_error(kind, now, code, detail);
+        self.reports.unsend_pending();
+        self.comm_failing = true;
+        let peer = self.peer();
+        self.emit(now, EventKind::CommFailed { peer, cause: code }, detail);
+        if kind == MessageKind::TrustEstablishment {
+            self.emit(
+                now,
+                EventKind::TrustCodeInstallFailed { cause: code },
+                detail,
+            );
+        }
+        self.defer(now, kind);
+    }
+
+    /// The next instant the engine wants [`Engine::handle_timeout`] called.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let mut t = self.next_sample.min(self.next_report);
+        if let Some(p) = &self.pending_trust {
+            t = t.min(p.due);
+        }
+        if let Some((at, _)) = &self.poll {
+            t = t.min(*at);
+        }
+        Some(t)
+    }
+
+    /// Advances timers: samples, report time, retries.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        let now = self.observe(now);
+        let sample = secs_ms(SAMPLE_INTERVAL_S);
+        while self.next_sample <= now {
+            self.usage.sample();
+            self.next_sample = self.next_sample.add_millis(sample);
+        }
+        if now >= self.next_report && self.trust.is_installed() && self.inflight.is_none() {
+            // Report time: close what is open so it can be sent.
+            if let Err(e) = self.close_all(now, CloseReason::ReportTime) {
+                self.emit(
+                    now,
+                    EventKind::PlatformError { cause: e.code() },
+                    "closing reports",
+                );
+            }
+            if !self.reports.iter().any(|r| r.state == ReportState::Closed) {
+                self.next_report = now.add_millis(secs_ms(self.config.intervals.report_s));
+            }
+        }
+    }
+
+    /// The roles of the configured units, for status output.
+    pub fn roles(&self) -> impl Iterator<Item = Role> + '_ {
+        self.config.members.iter().map(|m| m.role)
+    }
+}

@@ -1,0 +1,399 @@
+#![cfg(feature = "server")]
+//! Deterministic pair tests: the device engine and the service side on one virtual clock with
+//! seeded RNGs, every byte passing through the real codecs. Each test asserts state, events and
+//! history.
+
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use slup_core::crypto::{Signer, SoftwareSigner};
+use slup_core::diag::MessageKind;
+use slup_core::engine::config::Config as DeviceConfig;
+use slup_core::engine::reports::ReportState;
+use slup_core::engine::trust::SoftwareKeys;
+use slup_core::engine::{Command, Engine, Outcome};
+use slup_core::server::{Config, MemStore, Service, TokenSpec, UsageMode};
+use slup_core::types::{Role, Scope, Timestamp, Udi};
+use slup_core::Code;
+
+const T0: u64 = 1_700_000_000_000;
+const TAG: &str = "regid.2017-08.com.cisco.AIR-DNA-A,1.0_b6308627-3ab0-4a11-a3d9-586911a0d790";
+const MIN: u64 = 60_000;
+const HOUR: u64 = 60 * MIN;
+
+type Device = Engine<SoftwareKeys<ChaCha20Rng>, ChaCha20Rng>;
+
+struct Pair {
+    dev: Device,
+    svc: Service<MemStore, SoftwareSigner>,
+    srng: ChaCha20Rng,
+    now: u64,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    /// Every event the device emitted, as rendered lines.
+    events: Vec<String>,
+    /// The service cannot be reached: requests never arrive.
+    unreachable: bool,
+}
+
+fn service_key() -> SoftwareSigner {
+    SoftwareSigner::from_secret_bytes(&[0x5e; 32]).unwrap()
+}
+
+impl Pair {
+    fn new(ha: bool, mode: UsageMode) -> Pair {
+        let mut cfg: DeviceConfig = DeviceConfig::new(
+            "C9800-CL-K9",
+            "9PJK8D70CNB",
+            "17.09.02",
+            "regid.2018-05.com.cisco.WLC_9500C,1.0",
+            service_key().public_key().clone(),
+        )
+        .unwrap();
+        if ha {
+            cfg.add_member(Role::Standby, "C9800-CL-K9", "9PJK8D70CNC")
+                .unwrap();
+        }
+        let dev = Engine::new(
+            cfg,
+            SoftwareKeys(ChaCha20Rng::seed_from_u64(1)),
+            ChaCha20Rng::seed_from_u64(2),
+            Timestamp(T0),
+        );
+        let config = Config {
+            usage_mode: mode,
+            ..Config::default()
+        };
+        let mut svc = Service::new(MemStore::new(), service_key(), config).unwrap();
+        let sa = svc.create_smart_account("Wireless TAC").unwrap();
+        let va = svc.create_virtual_account(sa, "Lab VA").unwrap();
+        for (text, uses) in [("TOKEN-TWO-USES", 2), ("TOKEN-ONE-USE", 1)] {
+            svc.add_token(
+                text,
+                TokenSpec {
+                    virtual_account: va,
+                    max_uses: uses,
+                    expires_at: Timestamp(T0 + 30 * 24 * HOUR),
+                    export_controlled: false,
+                },
+            )
+            .unwrap();
+        }
+        let mut p = Pair {
+            dev,
+            svc,
+            srng: ChaCha20Rng::seed_from_u64(3),
+            now: T0,
+            buf: vec![0u8; 16 * 1024],
+            out: vec![0u8; 16 * 1024],
+            events: Vec::new(),
+            unreachable: false,
+        };
+        p.drain();
+        p
+    }
+
+    fn drain(&mut self) {
+        while let Some(e) = self.dev.poll_event() {
+            self.events.push(e.to_string());
+        }
+    }
+
+    /// One exchange if the device has something to send; returns what was sent.
+    fn exchange(&mut self) -> Option<MessageKind> {
+        let now = Timestamp(self.now);
+        let t = self.dev.poll_transmit(now, &mut self.buf)?;
+        if self.unreachable {
+            self.dev.handle_transport_error(now, Code::ConnectRefused);
+            self.drain();
+            return Some(t.kind);
+        }
+        let reply = self
+            .svc
+            .handle(now, &mut self.srng, &self.buf[..t.len], &mut self.out);
+        if reply.http_status == 200 {
+            let _ = self.dev.handle_response(now, &self.out[..reply.len]);
+        } else {
+            self.dev.handle_transport_error(now, Code::HttpClientError);
+        }
+        self.drain();
+        Some(t.kind)
+    }
+
+    /// Runs the device until `ms` have passed, firing every deadline and exchange on the way.
+    fn run_for(&mut self, ms: u64) {
+        let end = self.now + ms;
+        loop {
+            while self.exchange().is_some() {}
+            let next = self.dev.poll_timeout().map(|t| t.0).unwrap_or(end);
+            if next > end {
+                break;
+            }
+            self.now = self.now.max(next);
+            self.dev.handle_timeout(Timestamp(self.now));
+            self.drain();
+        }
+        self.now = end;
+        self.dev.handle_timeout(Timestamp(self.now));
+        self.drain();
+    }
+
+    fn cmd(&mut self, c: Command<'_>) -> Result<Outcome, Code> {
+        let r = self
+            .dev
+            .handle_command(Timestamp(self.now), c)
+            .map_err(|e| e.code());
+        self.drain();
+        r
+    }
+
+    fn has_event(&self, needle: &str) -> bool {
+        self.events.iter().any(|e| e.contains(needle))
+    }
+}
+
+#[test]
+fn direct_trust_then_reporting_and_ack() {
+    let mut p = Pair::new(false, UsageMode::Immediate);
+    assert_eq!(
+        p.cmd(Command::EstablishTrust {
+            token: "TOKEN-ONE-USE",
+            scope: Scope::Local,
+            force: false
+        }),
+        Ok(Outcome::Queued)
+    );
+    assert_eq!(p.exchange(), Some(MessageKind::TrustEstablishment));
+    assert!(p.dev.trust().is_installed());
+    assert!(p.has_event("%SMART_LIC-6-TRUST_INSTALL_SUCCESS: A new licensing trust code was successfully installed"), "{:?}", p.events);
+
+    p.cmd(Command::RecordUsage { tag: TAG, count: 3 }).unwrap();
+    p.run_for(8 * HOUR + MIN);
+    // The report closed at report time went out and was acknowledged: nothing is left.
+    assert_eq!(p.dev.reports().len(), 0, "{:?}", p.events);
+    assert!(p.has_event("USAGE_ACK_RECEIVED"), "{:?}", p.events);
+    let (pi, _) = p
+        .svc
+        .instance_by_udi(&Udi::new("C9800-CL-K9", "9PJK8D70CNB").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.svc.report_count(pi).unwrap(), 1);
+    // The history holds the request and the response, with bodies.
+    let mut h = String::new();
+    p.dev
+        .history()
+        .render(&mut h, slup_core::diag::time::Zone::UTC)
+        .unwrap();
+    assert!(
+        h.contains("Usage Reporting:") && h.contains("\"request_type\":\"LICENSE_USAGE\""),
+        "{h}"
+    );
+}
+
+#[test]
+fn ha_all_with_a_two_use_token_then_exhausted() {
+    let mut p = Pair::new(true, UsageMode::Immediate);
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-TWO-USES",
+        scope: Scope::All,
+        force: false,
+    })
+    .unwrap();
+    p.exchange();
+    assert_eq!(p.dev.trust().codes().count(), 2);
+    assert_eq!(
+        p.cmd(Command::EstablishTrust {
+            token: "TOKEN-TWO-USES",
+            scope: Scope::All,
+            force: false
+        }),
+        Err(Code::TrustAlreadyInstalled)
+    );
+    // With force the request goes out, and the exhausted token gets FAILED; trust stays.
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-TWO-USES",
+        scope: Scope::All,
+        force: true,
+    })
+    .unwrap();
+    p.exchange();
+    assert_eq!(p.dev.trust().codes().count(), 2);
+    assert!(p.has_event("%SMART_LIC-3-COMM_FAILED"), "{:?}", p.events);
+    assert!(
+        p.has_event("%SMART_LIC-3-TRUST_CODE_INSTALL_FAILED"),
+        "{:?}",
+        p.events
+    );
+}
+
+#[test]
+fn trust_retries_once_after_a_minute_then_hourly() {
+    let mut p = Pair::new(false, UsageMode::Immediate);
+    p.unreachable = true;
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-ONE-USE",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    let mut attempts = vec![];
+    while attempts.len() < 4 {
+        match p.exchange() {
+            Some(kind) => {
+                assert_eq!(kind, MessageKind::TrustEstablishment);
+                attempts.push(p.now - T0);
+            }
+            None => {
+                // Nothing to send: jump to the next deadline (samples fire on the way).
+                p.now = p.dev.poll_timeout().unwrap().0;
+                p.dev.handle_timeout(Timestamp(p.now));
+            }
+        }
+    }
+    assert_eq!(attempts, [0, MIN, MIN + HOUR, MIN + 2 * HOUR]);
+    // And the history says "no reply", never an empty response.
+    let mut h = String::new();
+    p.dev
+        .history()
+        .render(&mut h, slup_core::diag::time::Zone::UTC)
+        .unwrap();
+    assert!(h.contains("<no reply: E1301"), "{h}");
+    // Once the network is back, the next retry installs trust and COMM_RESTORED is logged.
+    p.unreachable = false;
+    p.run_for(HOUR);
+    assert!(p.dev.trust().is_installed());
+    assert!(p.has_event("COMM_RESTORED"), "{:?}", p.events);
+}
+
+#[test]
+fn ok_poll_then_poll_request_after_retry_time() {
+    let mut p = Pair::new(
+        false,
+        UsageMode::Poll {
+            retry_time_seconds: 300,
+        },
+    );
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-ONE-USE",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    p.exchange();
+    p.cmd(Command::RecordUsage { tag: TAG, count: 2 }).unwrap();
+    p.cmd(Command::SyncNow).unwrap();
+    assert_eq!(p.exchange(), Some(MessageKind::UsageReporting));
+    assert!(p
+        .dev
+        .reports()
+        .iter()
+        .all(|r| r.state == ReportState::Pending));
+    // Nothing before the retry time; then the poll fetches the ACK.
+    assert_eq!(p.exchange(), None);
+    p.now += 300_000;
+    assert_eq!(p.exchange(), Some(MessageKind::ResultPolling));
+    assert_eq!(p.dev.reports().len(), 0, "{:?}", p.events);
+}
+
+#[test]
+fn a_replayed_answer_is_rejected() {
+    let mut p = Pair::new(false, UsageMode::Immediate);
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-ONE-USE",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    let t = p.dev.poll_transmit(Timestamp(p.now), &mut p.buf).unwrap();
+    let reply = p
+        .svc
+        .handle(Timestamp(p.now), &mut p.srng, &p.buf[..t.len], &mut p.out);
+    let answer = p.out[..reply.len].to_vec();
+    p.dev.handle_response(Timestamp(p.now), &answer).unwrap();
+    // The same answer again: nothing is in flight.
+    assert_eq!(
+        p.dev
+            .handle_response(Timestamp(p.now), &answer)
+            .unwrap_err()
+            .code(),
+        Code::NotAnswering
+    );
+    // Sent as the answer to a later request: its nonce was already answered.
+    p.cmd(Command::RecordUsage { tag: TAG, count: 1 }).unwrap();
+    p.cmd(Command::SyncNow).unwrap();
+    p.dev.poll_transmit(Timestamp(p.now), &mut p.buf).unwrap();
+    assert_eq!(
+        p.dev
+            .handle_response(Timestamp(p.now), &answer)
+            .unwrap_err()
+            .code(),
+        Code::ReplayedNonce
+    );
+}
+
+#[test]
+fn garbage_and_silence_from_the_service() {
+    let mut p = Pair::new(false, UsageMode::Immediate);
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-ONE-USE",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    p.dev.poll_transmit(Timestamp(p.now), &mut p.buf).unwrap();
+    assert_eq!(
+        p.dev
+            .handle_response(Timestamp(p.now), b"<html>502 Bad Gateway</html>")
+            .unwrap_err()
+            .code(),
+        Code::JsonSyntax
+    );
+    p.drain();
+    assert!(
+        p.has_event("COMM_FAILED") && p.has_event("E1000"),
+        "{:?}",
+        p.events
+    );
+    assert!(!p.dev.trust().is_installed());
+}
+
+#[test]
+fn factory_reset_clears_licensing_state_and_asks_for_reload() {
+    let mut p = Pair::new(false, UsageMode::Immediate);
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-ONE-USE",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    p.exchange();
+    p.cmd(Command::RecordUsage { tag: TAG, count: 1 }).unwrap();
+    assert_eq!(p.cmd(Command::FactoryReset), Ok(Outcome::ReloadRequired));
+    assert!(!p.dev.trust().is_installed());
+    assert!(p.dev.usage().tags().is_empty());
+    assert_eq!(p.dev.policy().installed_at, None);
+    assert!(p.has_event("FACTORY_RESET"));
+}
+
+#[test]
+fn clock_rollback_is_logged_and_the_schedule_survives() {
+    let mut p = Pair::new(false, UsageMode::Immediate);
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-ONE-USE",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    p.exchange();
+    p.cmd(Command::RecordUsage { tag: TAG, count: 1 }).unwrap();
+    let next = p.dev.next_report_time();
+    p.now -= 2 * HOUR;
+    p.dev.handle_timeout(Timestamp(p.now));
+    p.drain();
+    assert!(
+        p.has_event("%SMART_LIC-5-SYSTEM_CLOCK_CHANGED"),
+        "{:?}",
+        p.events
+    );
+    assert_eq!(p.dev.next_report_time(), next);
+    assert!(matches!(p.dev.usage().tags()[0].open, Some(o) if o.clock_delta_s == -7200));
+}
