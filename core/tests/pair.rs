@@ -128,7 +128,13 @@ impl Pair {
             if next > end {
                 break;
             }
-            self.now = self.now.max(next);
+            // The engine must never hand out a deadline it has already passed.
+            assert!(
+                next > self.now || self.now == T0,
+                "deadline {next} not after now {}",
+                self.now
+            );
+            self.now = next;
             self.dev.handle_timeout(Timestamp(self.now));
             self.drain();
         }
@@ -287,7 +293,8 @@ fn ok_poll_then_poll_request_after_retry_time() {
         .reports()
         .iter()
         .all(|r| r.state == ReportState::Pending));
-    // Nothing before the retry time; then the poll fetches the ACK.
+    // `sync` also refreshes trust and policy; then nothing before the retry time.
+    assert_eq!(p.exchange(), Some(MessageKind::TrustSync));
     assert_eq!(p.exchange(), None);
     p.now += 300_000;
     assert_eq!(p.exchange(), Some(MessageKind::ResultPolling));
@@ -396,4 +403,137 @@ fn clock_rollback_is_logged_and_the_schedule_survives() {
     );
     assert_eq!(p.dev.next_report_time(), next);
     assert!(matches!(p.dev.usage().tags()[0].open, Some(o) if o.clock_delta_s == -7200));
+}
+
+#[test]
+fn air_gapped_save_and_import() {
+    let mut p = Pair::new(false, UsageMode::Immediate);
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-ONE-USE",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    p.exchange();
+    p.dev
+        .handle_command(
+            Timestamp(p.now),
+            Command::RecordUsage { tag: TAG, count: 5 },
+        )
+        .unwrap();
+    let mut file = vec![0u8; 16 * 1024];
+    let n = p
+        .dev
+        .save_usage(Timestamp(p.now), false, &mut file)
+        .unwrap();
+    assert_eq!(p.dev.reports().len(), 1);
+    // The service turns the usage file into an ACK file.
+    let mut ack = vec![0u8; 16 * 1024];
+    let m = p
+        .svc
+        .ack_usage_file(Timestamp(p.now), &mut p.srng, &file[..n], &mut ack)
+        .unwrap();
+    p.dev.import(Timestamp(p.now), &ack[..m]).unwrap();
+    assert_eq!(p.dev.reports().len(), 0);
+    assert_eq!(p.dev.last_ack(), Some(Timestamp(p.now)));
+    // The same ACK file again is a replay; an ACK for a file never saved answers nothing.
+    assert_eq!(
+        p.dev
+            .import(Timestamp(p.now), &ack[..m])
+            .unwrap_err()
+            .code(),
+        Code::ReplayedNonce
+    );
+}
+
+#[test]
+fn an_ack_for_another_device_is_rejected() {
+    let mut a = Pair::new(false, UsageMode::Immediate);
+    a.cmd(Command::EstablishTrust {
+        token: "TOKEN-ONE-USE",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    a.exchange();
+    a.dev
+        .handle_command(
+            Timestamp(a.now),
+            Command::RecordUsage { tag: TAG, count: 1 },
+        )
+        .unwrap();
+    let mut file = vec![0u8; 16 * 1024];
+    let n = a
+        .dev
+        .save_usage(Timestamp(a.now), false, &mut file)
+        .unwrap();
+    let mut ack = vec![0u8; 16 * 1024];
+    let m = a
+        .svc
+        .ack_usage_file(Timestamp(a.now), &mut a.srng, &file[..n], &mut ack)
+        .unwrap();
+    // Device B (another serial, same seeds) never saved that file.
+    let mut b = Pair::new(false, UsageMode::Immediate);
+    b.cmd(Command::EstablishTrust {
+        token: "TOKEN-ONE-USE",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    b.exchange();
+    let e = b
+        .dev
+        .import(Timestamp(b.now), &ack[..m])
+        .unwrap_err()
+        .code();
+    assert!(
+        matches!(
+            e,
+            Code::NotAnswering | Code::UdiMismatch | Code::ReplayedNonce
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn reporting_required_warnings_before_the_ack_deadline() {
+    let mut p = Pair::new(false, UsageMode::Immediate);
+    p.unreachable = true;
+    p.dev
+        .handle_command(
+            Timestamp(p.now),
+            Command::RecordUsage { tag: TAG, count: 1 },
+        )
+        .unwrap();
+    // Cisco default: the first report is due within 90 days (subscription class).
+    assert_eq!(p.dev.ack_deadline(), Some(Timestamp(T0 + 90 * 24 * HOUR)));
+    p.run_for(80 * 24 * HOUR);
+    assert!(p.has_event("%SMART_LIC-6-REPORTING_REQUIRED: A Usage report acknowledgement will be required in 14 days"), "{:?}", p.events);
+    assert!(p.has_event("required in 10 days"), "{:?}", p.events);
+}
+
+#[test]
+fn the_configured_report_interval_takes_effect() {
+    let mut p = Pair::new(false, UsageMode::Immediate);
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-ONE-USE",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    p.exchange();
+    p.dev
+        .handle_command(
+            Timestamp(p.now),
+            Command::RecordUsage { tag: TAG, count: 1 },
+        )
+        .unwrap();
+    p.run_for(24 * HOUR + MIN);
+    let (pi, _) = p
+        .svc
+        .instance_by_udi(&Udi::new("C9800-CL-K9", "9PJK8D70CNB").unwrap())
+        .unwrap()
+        .unwrap();
+    // Every 8 hours by default: three reports in a day.
+    assert_eq!(p.svc.report_count(pi).unwrap(), 3);
 }

@@ -25,6 +25,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod render;
 pub mod reports;
 pub mod trust;
 pub mod usage;
@@ -60,6 +61,8 @@ pub const EVENT_LOG: usize = 16;
 pub const HISTORY_ENTRIES: usize = 8;
 /// Bytes of message history.
 pub const HISTORY_BYTES: usize = 4096;
+/// One day in milliseconds.
+pub const DAY_MS: u64 = 86_400_000;
 /// Agent version announced in `connect_info`.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -160,6 +163,11 @@ pub struct Engine<K: KeyProvider, R, const MEMBERS: usize = { crate::msg::MAX_HA
     next_sample: Timestamp,
     next_report: Timestamp,
     report_now: bool,
+    trust_sync_due: bool,
+    hello_due: Option<Timestamp>,
+    last_ack: Option<Timestamp>,
+    first_use: Option<Timestamp>,
+    next_warning: Timestamp,
     comm_failing: bool,
     events: heapless::Deque<Event, EVENT_QUEUE>,
     log: EventLog<EVENT_LOG>,
@@ -199,6 +207,11 @@ where
             next_sample: now.add_millis(secs_ms(SAMPLE_INTERVAL_S)),
             next_report: now.add_millis(report_ms),
             report_now: false,
+            trust_sync_due: false,
+            hello_due: None,
+            last_ack: None,
+            first_use: None,
+            next_warning: now,
             comm_failing: false,
             events: heapless::Deque::new(),
             log: EventLog::new(),
@@ -206,7 +219,13 @@ where
             stats: CommStats::new(),
         };
         e.emit(now, EventKind::AgentReady, "");
+        e.schedule_hello(now);
         e
+    }
+
+    /// With a CSLU, HELLO goes out at start and then with every report cycle.
+    fn schedule_hello(&mut self, now: Timestamp) {
+        self.hello_due = (self.config.transport == TransportMode::Cslu).then_some(now);
     }
 
     // ---- read-only views ------------------------------------------------------------------
@@ -247,6 +266,34 @@ where
     pub fn next_report_time(&self) -> Timestamp {
         self.next_report
     }
+    /// When the last usage acknowledgement arrived.
+    pub fn last_ack(&self) -> Option<Timestamp> {
+        self.last_ack
+    }
+
+    /// The ACK deadline: the last ACK (or, before any, the first recorded use) plus the
+    /// shortest non-zero reporting requirement of the policy in force. `None` when the policy
+    /// requires no ACK or nothing was used yet.
+    pub fn ack_deadline(&self) -> Option<Timestamp> {
+        if !self.policy.resolved.ack_required.0 {
+            return None;
+        }
+        // Column 1 is the reporting frequency (after an ACK), column 0 the first report.
+        let (base, column) = match self.last_ack {
+            Some(t) => (t, 1),
+            None => (self.first_use?, 0),
+        };
+        let days = self
+            .policy
+            .resolved
+            .classes
+            .iter()
+            .map(|c| c.get(column).map(|a| a.0).unwrap_or(0))
+            .filter(|d| *d > 0)
+            .min()?;
+        Some(base.add_millis(u64::from(days).saturating_mul(DAY_MS)))
+    }
+
     /// `true` while a request waits for its answer.
     pub fn in_flight(&self) -> bool {
         self.inflight.is_some()
@@ -299,6 +346,10 @@ where
                 force,
             } => {
                 IdToken::new(token).map_err(Error::Protocol)?;
+                if self.config.transport == TransportMode::Off {
+                    // Air-gapped: there is no service to send the token to.
+                    return Err(Error::Protocol(Code::InvalidArgument));
+                }
                 if self.trust.is_installed() && !force {
                     return Err(Error::Protocol(Code::TrustAlreadyInstalled));
                 }
@@ -316,6 +367,9 @@ where
                 Ok(Outcome::Queued)
             }
             Command::RecordUsage { tag, count } => {
+                if count > 0 && self.first_use.is_none() {
+                    self.first_use = Some(now);
+                }
                 if let Some(i) = self
                     .usage
                     .record(now.secs(), tag, count)
@@ -335,6 +389,7 @@ where
             Command::SyncNow => {
                 self.close_all(now, CloseReason::CurrentUsageRequested)?;
                 self.report_now = true;
+                self.trust_sync_due = self.trust.is_installed();
                 Ok(Outcome::Queued)
             }
             Command::FactoryReset => {
@@ -349,6 +404,9 @@ where
                     name: heapless::String::try_from("Cisco default").unwrap_or_default(),
                     installed_at: None,
                 };
+                self.last_ack = None;
+                self.first_use = None;
+                self.trust_sync_due = false;
                 self.emit(now, EventKind::FactoryReset, "");
                 Ok(Outcome::ReloadRequired)
             }
@@ -460,6 +518,12 @@ where
         if unsent && (self.report_now || now >= self.next_report) {
             return Some(MessageKind::UsageReporting);
         }
+        if self.trust_sync_due {
+            return Some(MessageKind::TrustSync);
+        }
+        if self.hello_due.is_some_and(|t| t <= now) {
+            return Some(MessageKind::Hello);
+        }
         None
     }
 
@@ -482,7 +546,10 @@ where
                     *at = retry;
                 }
             }
-            _ => {
+            // A failed sync waits for the next one; it is not retried on its own.
+            MessageKind::TrustSync => self.trust_sync_due = false,
+            MessageKind::Hello => self.hello_due = Some(retry),
+            MessageKind::UsageReporting => {
                 self.report_now = false;
                 self.next_report = retry;
             }
@@ -576,7 +643,23 @@ where
                 });
                 self.signed_request(now, RequestType::POLL_REQ, nonce, data, buf)
             }
-            _ => {
+            MessageKind::TrustSync => {
+                let (_, id) = self
+                    .trust
+                    .active()
+                    .ok_or(Error::Protocol(Code::NotTrusted))?;
+                self.signed_request(
+                    now,
+                    RequestType::TRUST_SYNC,
+                    nonce,
+                    RequestData::TrustSync(id),
+                    buf,
+                )
+            }
+            MessageKind::Hello => {
+                self.signed_request(now, RequestType::HELLO, nonce, RequestData::Hello, buf)
+            }
+            MessageKind::UsageReporting => {
                 // As many unsent reports as fit; the rest go in the next message.
                 let mut ids: heapless::Vec<
                     crate::types::ReportId,
@@ -599,15 +682,23 @@ where
         buf: &mut [u8],
         ids: &mut heapless::Vec<crate::types::ReportId, { request::MAX_REPORTS_PER_MESSAGE }>,
     ) -> Result<usize, Error> {
+        self.usage_request_with(now, nonce, buf, ids, |s| s == ReportState::Closed)
+    }
+
+    /// [`Engine::usage_request`] over the reports whose state `wanted` accepts.
+    fn usage_request_with(
+        &self,
+        now: Timestamp,
+        nonce: Nonce,
+        buf: &mut [u8],
+        ids: &mut heapless::Vec<crate::types::ReportId, { request::MAX_REPORTS_PER_MESSAGE }>,
+        wanted: impl Fn(ReportState) -> bool,
+    ) -> Result<usize, Error> {
         let mut slices: heapless::Vec<&[u8], { request::MAX_REPORTS_PER_MESSAGE }> =
             heapless::Vec::new();
         let budget = buf.len().saturating_sub(2048);
         let mut total = 0usize;
-        for r in self
-            .reports
-            .iter()
-            .filter(|r| r.state == ReportState::Closed)
-        {
+        for r in self.reports.iter().filter(|r| wanted(r.state)) {
             let b = self.reports.bytes(r);
             if (!slices.is_empty() && total.saturating_add(b.len()) > budget) || slices.is_full() {
                 break;
@@ -634,6 +725,82 @@ where
             .active()
             .ok_or(Error::Protocol(Code::NotTrusted))?;
         request::encode(buf, &Request { header, data }, key)
+    }
+
+    // ---- offline (air-gapped) -------------------------------------------------------------
+
+    /// `license smart save usage all|unreported`: closes open reports and writes the signed
+    /// `LICENSE_USAGE` message a connected device would have posted into `buf`, for a file.
+    /// Its nonce stays outstanding until [`Engine::import`] applies the ACK file answering
+    /// it. `all` includes reports already sent and waiting for an ACK.
+    pub fn save_usage(
+        &mut self,
+        now: Timestamp,
+        all: bool,
+        buf: &mut [u8],
+    ) -> Result<usize, Error> {
+        let now = self.observe(now);
+        if !self.trust.is_installed() {
+            return Err(Error::Protocol(Code::NotTrusted));
+        }
+        self.close_all(now, CloseReason::CurrentUsageRequested)?;
+        let nonce = self
+            .nonces
+            .issue(&mut self.rng, now)
+            .map_err(Error::Protocol)?;
+        let mut ids = heapless::Vec::new();
+        let wanted = |state: ReportState| {
+            state == ReportState::Closed || (all && state == ReportState::Pending)
+        };
+        match self.usage_request_with(now, nonce, buf, &mut ids, wanted) {
+            Ok(len) => {
+                self.history.record_request(
+                    now,
+                    MessageKind::UsageReporting,
+                    buf.get(..len).unwrap_or_default(),
+                );
+                Ok(len)
+            }
+            Err(e) => {
+                self.nonces.cancel(nonce);
+                Err(e)
+            }
+        }
+    }
+
+    /// `license smart import`: applies a signed ACK file (or any service answer) that answers
+    /// a usage file this device saved; anything else is refused and changes nothing.
+    pub fn import(&mut self, now: Timestamp, bytes: &[u8]) -> Result<(), Error> {
+        let now = self.observe(now);
+        self.history
+            .record_import(now, crate::diag::ImportKind::RumAck, bytes);
+        let resp = response::decode(bytes)?;
+        resp.verify(&self.config.trust_anchor)
+            .map_err(Error::Crypto)?;
+        let nonce = resp
+            .response
+            .header
+            .nonce
+            .ok_or(Error::Protocol(Code::NotAnswering))?;
+        if !self.nonces.is_outstanding(nonce) {
+            return Err(Error::Protocol(if self.nonces.was_answered(nonce) {
+                Code::ReplayedNonce
+            } else {
+                Code::NotAnswering
+            }));
+        }
+        if resp.response.header.status_code != StatusCode::OK
+            || resp.response.header.request_type != RequestType::LICENSE_USAGE
+        {
+            return Err(Error::Protocol(Code::InvalidValue));
+        }
+        // Checked; now the file is applied exactly like an online answer.
+        let answering = InFlight {
+            kind: MessageKind::UsageReporting,
+            nonce,
+            sent_at: now,
+        };
+        self.apply(now, answering, bytes).map(|_| ())
     }
 
     // ---- responses ------------------------------------------------------------------------
@@ -791,6 +958,7 @@ where
                 self.reports.unsend_pending();
                 self.poll = None;
                 self.report_now = false;
+                self.last_ack = Some(now);
                 self.next_report = now.add_millis(secs_ms(self.config.intervals.report_s));
                 self.emit(
                     now,
@@ -804,10 +972,15 @@ where
                 Ok(ResponseStatus::Ok)
             }
             ResponseData::TrustSync { policy } => {
+                self.trust_sync_due = false;
                 self.install_policy(now, policy.as_ref());
                 Ok(ResponseStatus::Ok)
             }
-            ResponseData::Hello | ResponseData::None => Ok(ResponseStatus::Ok),
+            ResponseData::Hello => {
+                self.hello_due = Some(now.add_millis(secs_ms(self.config.intervals.report_s)));
+                Ok(ResponseStatus::Ok)
+            }
+            ResponseData::None => Ok(ResponseStatus::Ok),
         }
     }
 
@@ -866,6 +1039,12 @@ where
         if let Some((at, _)) = &self.poll {
             t = t.min(*at);
         }
+        if let Some(h) = self.hello_due {
+            t = t.min(h);
+        }
+        if self.ack_deadline().is_some() {
+            t = t.min(self.next_warning);
+        }
         Some(t)
     }
 
@@ -877,19 +1056,47 @@ where
             self.usage.sample();
             self.next_sample = self.next_sample.add_millis(sample);
         }
-        if now >= self.next_report && self.trust.is_installed() && self.inflight.is_none() {
-            // Report time: close what is open so it can be sent.
-            if let Err(e) = self.close_all(now, CloseReason::ReportTime) {
-                self.emit(
-                    now,
-                    EventKind::PlatformError { cause: e.code() },
-                    "closing reports",
-                );
+        self.warn_reporting_required(now);
+        if now >= self.next_report && self.inflight.is_none() {
+            // Report time: close what is open so it can be sent (or saved, when air-gapped).
+            if self.trust.is_installed() {
+                if let Err(e) = self.close_all(now, CloseReason::ReportTime) {
+                    let cause = e.code();
+                    self.emit(now, EventKind::PlatformError { cause }, "closing reports");
+                }
             }
-            if !self.reports.iter().any(|r| r.state == ReportState::Closed) {
+            // Unless a usage request is now due, the next report time comes one interval on:
+            // a deadline in the past must never be handed out again.
+            if self.due_kind(now) != Some(MessageKind::UsageReporting)
+                || self.config.transport == TransportMode::Off
+            {
                 self.next_report = now.add_millis(secs_ms(self.config.intervals.report_s));
             }
         }
+    }
+
+    /// `REPORTING_REQUIRED` once a day from `reporting_warning_days` before the ACK deadline.
+    fn warn_reporting_required(&mut self, now: Timestamp) {
+        let Some(deadline) = self.ack_deadline() else {
+            return;
+        };
+        let window = u64::from(self.config.intervals.reporting_warning_days).saturating_mul(DAY_MS);
+        if now < self.next_warning || now.add_millis(window) < deadline {
+            if self.next_warning <= now {
+                // Not in the window yet: look again when it opens.
+                self.next_warning = Timestamp(deadline.0.saturating_sub(window)).max(now);
+            }
+            return;
+        }
+        let days = deadline.0.saturating_sub(now.0).div_ceil(DAY_MS);
+        self.emit(
+            now,
+            EventKind::ReportingRequired {
+                days: u32::try_from(days).unwrap_or(u32::MAX),
+            },
+            "",
+        );
+        self.next_warning = now.add_millis(DAY_MS);
     }
 
     /// The roles of the configured units, for status output.

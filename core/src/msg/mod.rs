@@ -44,13 +44,24 @@ pub(crate) struct Shape {
 impl Shape {
     pub(crate) fn check(&self, node: &Node<'_>) -> Result<(), DecodeError> {
         node.expect(Kind::Object, self.context)?;
-        if self.strict {
-            node.only_members(self.fields, self.context)?;
+        // One pass over the members: each value is skipped once, not once per field.
+        let mut seen: u64 = 0;
+        for (key, value) in node.members() {
+            let Some(i) = self.fields.iter().position(|f| crate::json::key_eq(key, f)) else {
+                if self.strict {
+                    return Err(value.error(Code::UnknownField, self.context));
+                }
+                continue;
+            };
+            let bit = 1u64.checked_shl(i as u32).unwrap_or(0);
+            if seen & bit != 0 {
+                return Err(value.error(Code::DuplicateField, self.context));
+            }
+            seen |= bit;
         }
-        for f in self.fields {
-            // `member` rejects duplicates of known fields.
-            let m = node.member(f, self.context)?;
-            if m.is_none() && self.required.contains(f) {
+        for (i, f) in self.fields.iter().enumerate() {
+            let bit = 1u64.checked_shl(i as u32).unwrap_or(0);
+            if seen & bit == 0 && self.required.contains(f) {
                 return Err(node.error(Code::MissingField, self.context));
             }
         }
