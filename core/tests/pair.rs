@@ -537,3 +537,104 @@ fn the_configured_report_interval_takes_effect() {
     // Every 8 hours by default: three reports in a day.
     assert_eq!(p.svc.report_count(pi).unwrap(), 3);
 }
+
+#[test]
+fn cslu_pull_api() {
+    use slup_core::engine::pull::{PullCredentials, PullRequest};
+    let mut p = Pair::new(false, UsageMode::Immediate);
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-ONE-USE",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    p.exchange();
+    p.cmd(Command::RecordUsage { tag: TAG, count: 2 }).unwrap();
+    let creds = PullCredentials {
+        user: "cslu",
+        password: "s3cret",
+    };
+    // "cslu:s3cret" in base64.
+    let auth = Some("Basic Y3NsdTpzM2NyZXQ=");
+    let mut out = vec![0u8; 16 * 1024];
+    let mut call =
+        |p: &mut Pair, method: &str, path: &str, authorization: Option<&str>, body: &[u8]| {
+            let r = p.dev.handle_pull(
+                Timestamp(p.now),
+                &PullRequest {
+                    method,
+                    path,
+                    authorization,
+                    body,
+                },
+                &creds,
+                &mut out,
+            );
+            (r.status, String::from_utf8(out[..r.len].to_vec()).unwrap())
+        };
+    assert_eq!(
+        call(&mut p, "GET", "/smartlic-service/list", None, b"").0,
+        401
+    );
+    assert_eq!(
+        call(
+            &mut p,
+            "GET",
+            "/smartlic-service/list",
+            Some("Basic Y3NsdTp3cm9uZw=="),
+            b""
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        call(&mut p, "GET", "/smartlic-service/nothing", auth, b"").0,
+        404
+    );
+    assert_eq!(
+        call(&mut p, "DELETE", "/smartlic-service/list", auth, b"").0,
+        405
+    );
+    assert_eq!(
+        call(&mut p, "GET", "/smartlic-service/close-reports", auth, b"").0,
+        405
+    );
+    assert_eq!(
+        call(&mut p, "GET", "/smartlic-service/days/0", auth, b"").0,
+        400
+    );
+    assert_eq!(
+        call(&mut p, "GET", "/smartlic-service/days/x", auth, b"").0,
+        400
+    );
+    let (s, body) = call(&mut p, "POST", "/smartlic-service/close-reports", auth, b"");
+    assert_eq!((s, body.as_str()), (200, r#"{"closed":1}"#));
+    let (s, body) = call(&mut p, "GET", "/smartlic-service/list", auth, b"");
+    assert_eq!(s, 200);
+    assert!(
+        body.starts_with(r#"{"usage_list":[{"report_id":"#) && body.contains(r#""state":"CLOSED""#),
+        "{body}"
+    );
+    let (s, all) = call(&mut p, "GET", "/smartlic-service/all-reports", auth, b"");
+    assert_eq!(s, 200);
+    // The pulled reports are the signed bytes, exactly as stored.
+    let stored = p
+        .dev
+        .reports()
+        .iter()
+        .next()
+        .map(|r| p.dev.reports().bytes(r).to_vec())
+        .unwrap();
+    assert_eq!(
+        all,
+        format!(r#"{{"usage":[{}]}}"#, String::from_utf8(stored).unwrap())
+    );
+    assert_eq!(
+        call(&mut p, "GET", "/smartlic-service/days/1", auth, b"").1,
+        all
+    );
+    // An import that answers nothing this device saved is a conflict, and changes nothing.
+    let (s, body) = call(&mut p, "POST", "/smartlic-service/import", auth, b"{}");
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(p.dev.reports().len(), 1);
+}

@@ -18,13 +18,16 @@
 //! - [`config`]: who the product is, how it reaches the service, cadences;
 //! - [`trust`]: pending and installed device keys and trust codes;
 //! - [`usage`]: counts, samples, open reports and closing them into signed RUM reports;
-//! - [`reports`]: closed reports kept as signed bytes until acknowledged.
+//! - [`reports`]: closed reports kept as signed bytes until acknowledged;
+//! - [`pull`]: the device REST API a CSLU pulls from;
+//! - [`render`]: `show license …` outputs.
 //!
-//! Still to come (see the engine issue): policy deadlines and `REPORTING_REQUIRED`, offline
-//! save/import, the CSLU pull handler, persistence records, and the status renderers.
+//! Still to come (see the engine issue): persistence records for the power-safe storage, and
+//! capacities as const generics sized to the RAM budget.
 
 pub mod clock;
 pub mod config;
+pub mod pull;
 pub mod render;
 pub mod reports;
 pub mod trust;
