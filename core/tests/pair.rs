@@ -638,3 +638,33 @@ fn cslu_pull_api() {
     assert_eq!(s, 400, "{body}");
     assert_eq!(p.dev.reports().len(), 1);
 }
+
+#[test]
+fn report_ids_stay_unique_across_a_factory_reset() {
+    let mut p = Pair::new(false, UsageMode::Immediate);
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-TWO-USES",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    p.exchange();
+    p.cmd(Command::RecordUsage { tag: TAG, count: 2 }).unwrap();
+    p.cmd(Command::SyncNow).unwrap();
+    while p.exchange().is_some() {}
+    let first = p.dev.usage().next_report_id();
+    p.cmd(Command::FactoryReset).unwrap();
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-TWO-USES",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    p.exchange();
+    p.cmd(Command::RecordUsage { tag: TAG, count: 2 }).unwrap();
+    p.cmd(Command::SyncNow).unwrap();
+    while p.exchange().is_some() {}
+    assert!(p.dev.usage().next_report_id() > first);
+    // Both reports were accepted: none is left rejected on the device.
+    assert_eq!(p.dev.reports().len(), 0, "{:?}", p.events);
+}

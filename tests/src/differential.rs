@@ -1,41 +1,64 @@
 //! Differential testing of slup's JSON handling against `serde_json` on the same bytes.
 //!
-//! [`check`] panics whenever the two disagree in a way that is not one of the allowed,
-//! principled differences listed here:
+//! [`check`] runs three comparisons and panics on any disagreement that is not one of the
+//! allowed differences listed below:
+//!
+//! - **(a) scanner**: [`validate`] against `serde_json::from_slice::<Value>`. If serde_json
+//!   accepts and the input is within slup's limits, slup must accept; if slup accepts,
+//!   serde_json must accept.
+//! - **(b) typed**: [`Policy::decode`] and [`Ack::decode`] against the `serde_json` value. The
+//!   value is checked against the shape those decoders implement (strict objects, required
+//!   members, `null` for an absent optional member, canonical unsigned integers, day counts up to
+//!   [`MAX_DAYS`], free text up to [`MAX_TEXT_LEN`] raw bytes, at most [`MAX_ACKED`] ids and
+//!   [`MAX_REJECTED`] rejections, no duplicate member names); slup must accept exactly when the
+//!   shape is right, and then every field (name unescaped, days, ids, reasons) must be equal.
+//! - **(c) escaped member names**, in every full decoder (request and response envelopes, RUM
+//!   reports, trust codes, policies, ACKs, error bodies): RFC 8259 compares member names after
+//!   unescaping, so when slup accepts a document, the same document with every escaped member
+//!   name rewritten in plain form must be accepted too and decode to the same values. That is
+//!   what a standard parser (serde_json, Python's `json`) sees; a document whose meaning depends
+//!   on how a name is spelled is a parser differential.
+//!
+//! Allowed differences (principled, documented):
 //!
 //! 1. **Limits.** slup rejects documents nested deeper than 16 arrays/objects, strings (and
 //!    number tokens) longer than 4096 raw bytes, and inputs over 1 MiB
-//!    ([`slup_core::json::DEFAULT_LIMITS`]); `serde_json` has no such limits below its recursion
-//!    limit of 128. Such inputs must be rejected by slup *with a limit code*.
-//! 2. **Numbers that overflow `f64`** (`1e400`): RFC 8259 allows any magnitude and slup's scanner
-//!    accepts it, `serde_json` (without `arbitrary_precision`) reports "number out of range".
-//!    That message is the only rejection tolerated, and the same document with every number
-//!    replaced by `0` must then be accepted by `serde_json`.
-//! 3. **Duplicate member names** are valid JSON for both (`validate` does not look at names,
-//!    `serde_json::Value` keeps the last), but slup's typed decoders reject them
-//!    ([`slup_core::Code::DuplicateField`]): the typed comparison therefore reads `serde_json`
-//!    with a duplicate check of its own and counts a duplicate as a wrong shape.
+//!    ([`DEFAULT_LIMITS`]); `serde_json` has no such limits below its recursion limit of 128.
+//!    Such inputs must be rejected by slup *with a limit code* (`DepthExceeded`,
+//!    `StringTooLong`, `MessageTooLarge`, or `EscapedMemberName` for 4.).
+//! 2. **Numbers that overflow `f64`** (`1e400`, `-1e400`): RFC 8259 allows any magnitude and
+//!    slup's scanner accepts it; `serde_json` (without `arbitrary_precision`) reports "number
+//!    out of range". That message is the only rejection tolerated, and the same document with
+//!    every number replaced by `0` must then be accepted by `serde_json`.
+//! 3. **Duplicate member names** are valid JSON for both scanners (`validate` does not look at
+//!    names, `serde_json::Value` keeps the last), but slup's typed decoders reject them
+//!    (`DuplicateField`, or `InvalidValue` from serde's derive): (b) therefore runs its own
+//!    duplicate check and counts a duplicate as a wrong shape.
 //!
-//! Not differences (checked, both agree): lone or inverted surrogate escapes, invalid UTF-8,
-//! control characters in strings, `-0`, numbers that underflow to zero, big integers that only
-//! fit an `f64`.
+//! 4. **Escaped member names** (`{"n\u0061me":1}`) are refused by slup's scanner
+//!    (`EscapedMemberName`, docs/PROTOCOL.md "text": producers never escape names, so two
+//!    spellings of one name can never be read differently). RFC 8259 allows them and
+//!    serde_json unescapes them. Like a limit, this is checked to be the code slup reports.
 //!
-//! The typed part decodes [`Policy`] and [`Ack`] with slup and compares every field with the
-//! `serde_json` value; independently it checks the `serde_json` value against the shape those
-//! decoders implement (strict objects, required members, `null` for absent optional members,
-//! canonical unsigned integers, day counts up to [`MAX_DAYS`], free text up to
-//! [`MAX_TEXT_LEN`] raw bytes, at most [`MAX_ACKED`] ids and [`MAX_REJECTED`] rejections),
-//! and requires slup to accept exactly when the shape is right.
+//! Not differences (both agree, checked by the JSONTestSuite test too): lone, truncated or
+//! inverted surrogate escapes, invalid or overlong UTF-8, byte-order marks, control characters
+//! in strings, `-0`, numbers that underflow to zero, integers too big for `u64`/`i64` (both
+//! accept; serde_json reads an `f64`), DEL and non-characters in strings.
 
 // A differential oracle: panicking on disagreement is its whole job.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
+use std::fmt;
 
 use serde_json::{Map, Value};
 use slup_core::json::{validate, DEFAULT_LIMITS};
 use slup_core::msg::policy::{ClassAttrs, Policy, MAX_DAYS};
-use slup_core::msg::response::{Ack, MAX_ACKED, MAX_REJECTED};
+use slup_core::msg::request::{self, RequestData};
+use slup_core::msg::response::{self, Ack, ErrorBody, ResponseData, MAX_ACKED, MAX_REJECTED};
+use slup_core::msg::rum::{RumPayload, SignedRum};
+use slup_core::msg::trust::{TrustCode, TrustCodePayload};
+use slup_core::msg::SignedList;
 use slup_core::types::MAX_TEXT_LEN;
 use slup_core::Code;
 
@@ -44,6 +67,7 @@ pub fn check(data: &[u8]) {
     check_validate(data);
     check_policy(data);
     check_ack(data);
+    check_escaped_names(data);
 }
 
 /// One lexical token of a document that is already known to be valid JSON.
@@ -166,13 +190,25 @@ fn depth_of(toks: &[Tok]) -> usize {
         .unwrap_or(0)
 }
 
-/// `true` if valid JSON `data` is within [`DEFAULT_LIMITS`]: the bounds slup adds to RFC 8259.
+/// `true` if some member name of valid JSON `data` holds a backslash escape.
+pub fn has_escaped_member_name(data: &[u8]) -> bool {
+    tokens(data)
+        .iter()
+        .any(|t| t.kind == TokKind::Key && data[t.start..t.end].contains(&b'\\'))
+}
+
+/// `true` if valid JSON `data` is within [`DEFAULT_LIMITS`]: the bounds slup adds to RFC 8259
+/// (depth, string and number length, input size, no escaped member names).
 pub fn within_limits(data: &[u8]) -> bool {
     if data.len() > DEFAULT_LIMITS.max_input_len {
         return false;
     }
     let toks = tokens(data);
+    let escaped_name = |t: &Tok| {
+        t.kind == TokKind::Key && data.get(t.start..t.end).is_some_and(|r| r.contains(&b'\\'))
+    };
     depth_of(&toks) <= DEFAULT_LIMITS.max_depth
+        && (DEFAULT_LIMITS.escaped_names || !toks.iter().any(escaped_name))
         && toks.iter().all(|t| {
             let raw = match t.kind {
                 // Between the quotes.
@@ -238,7 +274,10 @@ fn check_validate(data: &[u8]) {
             assert!(
                 matches!(
                     e.code,
-                    Code::DepthExceeded | Code::StringTooLong | Code::MessageTooLarge
+                    Code::DepthExceeded
+                        | Code::StringTooLong
+                        | Code::MessageTooLarge
+                        | Code::EscapedMemberName
                 ),
                 "beyond limits, but slup's code is {e:?}, not a limit code: {}",
                 show(data)
@@ -521,4 +560,134 @@ fn check_ack(data: &[u8]) {
         .map(|r| (r.report_id.0, r.reason.to_string()))
         .collect();
     assert_eq!(ours_rejected, rejected, "rejected: {}", show(data));
+}
+
+/// Valid JSON `data` with every member name that holds an escape rewritten in its plain,
+/// `serde_json`-encoded form; `None` if no name holds an escape.
+fn canonical_names(data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut last = 0;
+    let mut changed = false;
+    for t in tokens(data) {
+        let raw = &data[t.start..t.end];
+        if t.kind != TokKind::Key || !raw.contains(&b'\\') {
+            continue;
+        }
+        let name: String = serde_json::from_slice(raw).expect("valid member name");
+        let plain = serde_json::to_vec(&name).expect("a string encodes");
+        if plain != raw {
+            out.extend_from_slice(&data[last..t.start]);
+            out.extend_from_slice(&plain);
+            last = t.end;
+            changed = true;
+        }
+    }
+    out.extend_from_slice(&data[last..]);
+    changed.then_some(out)
+}
+
+fn rum_payloads<'a>(list: &SignedList<'a>) -> Vec<Option<RumPayload<'a>>> {
+    list.iter()
+        .map(|b| SignedRum::decode(b).ok().map(|r| r.payload))
+        .collect()
+}
+
+fn trust_payloads<'a>(list: &SignedList<'a>) -> Vec<Option<TrustCodePayload<'a>>> {
+    list.iter()
+        .map(|b| TrustCode::decode(b).ok().map(|t| t.payload))
+        .collect()
+}
+
+fn same_request_data(a: &RequestData<'_>, b: &RequestData<'_>) -> bool {
+    match (a, b) {
+        // Signed lists compare by bytes; compare what their elements decode to.
+        (RequestData::LicenseUsage(x), RequestData::LicenseUsage(y)) => {
+            rum_payloads(x) == rum_payloads(y)
+        }
+        _ => a == b,
+    }
+}
+
+fn same_response_data(a: &ResponseData<'_>, b: &ResponseData<'_>) -> bool {
+    match (a, b) {
+        (
+            ResponseData::Trust {
+                trust_codes: x,
+                policy: px,
+            },
+            ResponseData::Trust {
+                trust_codes: y,
+                policy: py,
+            },
+        ) => px == py && trust_payloads(x) == trust_payloads(y),
+        _ => a == b,
+    }
+}
+
+/// (c) Escaped member names mean what their plain spelling means, in every decoder. With
+/// [`DEFAULT_LIMITS`] refusing escaped names outright this holds trivially; it guards the rule
+/// (and any decoder that relaxes it).
+fn check_escaped_names(data: &[u8]) {
+    // Only documents some decoder accepts matter, and those are valid JSON.
+    if validate(data, &DEFAULT_LIMITS).is_err() {
+        return;
+    }
+    let Some(plain) = canonical_names(data) else {
+        return;
+    };
+    let differ = |what: &str, a: &dyn fmt::Debug, b: &dyn fmt::Debug| -> ! {
+        panic!(
+            "{what}: the document is accepted ({a:?}), but with its member names unescaped \
+             it reads as {b:?}: {}",
+            show(data)
+        )
+    };
+    if let Ok(a) = request::decode(data) {
+        match request::decode(&plain) {
+            Ok(b)
+                if a.request.header == b.request.header
+                    && same_request_data(&a.request.data, &b.request.data)
+                    && a.signed.signature == b.signed.signature => {}
+            b => differ("request", &a.request, &b.map(|r| r.request)),
+        }
+    }
+    if let Ok(a) = response::decode(data) {
+        match response::decode(&plain) {
+            Ok(b)
+                if a.response.header == b.response.header
+                    && same_response_data(&a.response.data, &b.response.data)
+                    && a.signed.signature == b.signed.signature => {}
+            b => differ("response", &a.response, &b.map(|r| r.response)),
+        }
+    }
+    if let Ok(a) = SignedRum::decode(data) {
+        match SignedRum::decode(&plain) {
+            Ok(b) if a.payload == b.payload && a.signed.signature == b.signed.signature => {}
+            b => differ("RUM report", &a.payload, &b.map(|r| r.payload)),
+        }
+    }
+    if let Ok(a) = TrustCode::decode(data) {
+        match TrustCode::decode(&plain) {
+            Ok(b) if a.payload == b.payload && a.signed.signature == b.signed.signature => {}
+            b => differ("trust code", &a.payload, &b.map(|t| t.payload)),
+        }
+    }
+    if let Ok(a) = Policy::decode(data) {
+        match Policy::decode(&plain) {
+            Ok(b) if a == b => {}
+            b => differ("policy", &a, &b),
+        }
+    }
+    if let Ok(a) = Ack::decode(data) {
+        match Ack::decode(&plain) {
+            Ok(b) if a == b => {}
+            b => differ("ack", &a, &b),
+        }
+    }
+    if let Ok(a) = ErrorBody::decode(data) {
+        match ErrorBody::decode(&plain) {
+            Ok(b) if a == b => {}
+            b => differ("error body", &a, &b),
+        }
+    }
 }

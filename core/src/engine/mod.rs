@@ -398,7 +398,10 @@ where
             Command::FactoryReset => {
                 self.trust.clear();
                 self.pending_trust = None;
+                // Report ids stay unique per UDI across the reset: the service still holds the old ones.
+                let next_id = self.usage.next_report_id();
                 self.usage = Usage::new();
+                self.usage.restore_next_report_id(next_id);
                 self.reports.clear();
                 self.poll = None;
                 self.inflight = None;
