@@ -14,9 +14,12 @@
 //! - [`crypto`]: ECDSA P-256 / SHA-256 with low-S enforcement behind [`crypto::Signer`] and
 //!   [`crypto::Verifier`] so a secure element can replace the software key;
 //! - [`nonce`]: nonce generation and an outstanding-nonce tracker that survives reboots;
-//! - [`error`]: stable numeric error codes shared with C and Python.
+//! - [`error`]: stable numeric error codes shared with C and Python;
+//! - [`engine`]: the sans-IO agent (trust, usage, reporting, polling, offline, CSLU pull);
+//! - [`diag`]: event log, message history, communication statistics, time formatting;
+//! - `server` (feature): the service side of the protocol, for the reference service and tests.
 //!
-//! `#![no_std]`, no `alloc` anywhere in the dependency graph, no `unsafe`, and no panic
+//! `#![no_std]`, no `alloc` anywhere in the dependency graph, `forbid(unsafe_code)`, and no panic
 //! reachable from input.
 #![no_std]
 #![forbid(unsafe_code)]

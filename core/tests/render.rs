@@ -2,39 +2,14 @@
 //! The `show license …` renderers against a device engine driven through trust, usage and ACK
 //! by the service side, on a virtual clock with seeded RNGs: every output is compared whole.
 
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha20Rng;
-use slup_core::crypto::{Signer, SoftwareSigner};
-use slup_core::engine::config::Config as DeviceConfig;
+mod common;
+
+use common::lab::*;
 use slup_core::engine::render;
-use slup_core::engine::trust::SoftwareKeys;
-use slup_core::engine::{Command, Engine, AGENT_VERSION};
+use slup_core::engine::{Command, AGENT_VERSION};
 use slup_core::msg::policy::{ClassAttrs, Classes, Policy};
-use slup_core::server::{Config, MemStore, Service, TokenSpec, UsageMode};
-use slup_core::types::{Role, Scope, Text, Timestamp, Udi};
-use slup_core::Code;
-
-/// Nov 14 22:13:20 2023 UTC.
-const T0: u64 = 1_700_000_000_000;
-const TAG: &str = "regid.2017-08.com.cisco.AIR-DNA-A,1.0_b6308627-3ab0-4a11-a3d9-586911a0d790";
-const MIN: u64 = 60_000;
-const HOUR: u64 = 60 * MIN;
-
-type Device = Engine<SoftwareKeys<ChaCha20Rng>, ChaCha20Rng>;
-
-/// The device and the service on one virtual clock (a subset of the pair tests' harness).
-struct Pair {
-    dev: Device,
-    svc: Service<MemStore, SoftwareSigner>,
-    srng: ChaCha20Rng,
-    now: u64,
-    buf: Vec<u8>,
-    out: Vec<u8>,
-}
-
-fn service_key() -> SoftwareSigner {
-    SoftwareSigner::from_secret_bytes(&[0x5e; 32]).unwrap()
-}
+use slup_core::server::UsageMode;
+use slup_core::types::{Scope, Text, Timestamp, Udi};
 
 /// `Custom Policy`: ACK required, perpetual 30/60/60, subscription 120/-/111, nothing else.
 fn custom_policy() -> Policy<'static> {
@@ -58,110 +33,26 @@ fn custom_policy() -> Policy<'static> {
     }
 }
 
-impl Pair {
-    fn new(ha: bool, mode: UsageMode, policy: Option<&Policy<'_>>) -> Pair {
-        let mut cfg: DeviceConfig = DeviceConfig::new(
-            "C9800-CL-K9",
-            "9PJK8D70CNB",
-            "17.09.02",
-            "regid.2018-05.com.cisco.WLC_9500C,1.0",
-            service_key().public_key().clone(),
-        )
-        .unwrap();
-        if ha {
-            cfg.add_member(Role::Standby, "C9800-CL-K9", "9PJK8D70CNC")
-                .unwrap();
-        }
-        let dev = Engine::new(
-            cfg,
-            SoftwareKeys(ChaCha20Rng::seed_from_u64(1)),
-            ChaCha20Rng::seed_from_u64(2),
-            Timestamp(T0),
-        );
-        let config = Config {
-            usage_mode: mode,
-            ..Config::default()
-        };
-        let mut svc = Service::new(MemStore::new(), service_key(), config).unwrap();
-        let sa = svc.create_smart_account("Wireless TAC").unwrap();
-        let va = svc.create_virtual_account(sa, "Lab VA").unwrap();
-        svc.set_policy(va, policy).unwrap();
-        for token in ["TOKEN-ONE-USE", "TOKEN-AGAIN"] {
-            svc.add_token(
-                token,
-                TokenSpec {
-                    virtual_account: va,
-                    max_uses: 1,
-                    expires_at: Timestamp(T0 + 30 * 24 * HOUR),
-                    export_controlled: false,
-                },
-            )
-            .unwrap();
-        }
-        Pair {
-            dev,
-            svc,
-            srng: ChaCha20Rng::seed_from_u64(3),
-            now: T0,
-            buf: vec![0u8; 16 * 1024],
-            out: vec![0u8; 16 * 1024],
-        }
-    }
+/// Trust with the one-use token; it must install.
+fn trust(p: &mut Pair) {
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-ONE-USE",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    assert!(p.exchange().is_some());
+    assert!(p.dev.trust().is_installed());
+}
 
-    /// One exchange if the device has something to send.
-    fn exchange(&mut self) -> bool {
-        let now = Timestamp(self.now);
-        let Some(t) = self.dev.poll_transmit(now, &mut self.buf) else {
-            return false;
-        };
-        let reply = self
-            .svc
-            .handle(now, &mut self.srng, &self.buf[..t.len], &mut self.out);
-        if reply.http_status == 200 {
-            let _ = self.dev.handle_response(now, &self.out[..reply.len]);
-        } else {
-            self.dev.handle_transport_error(now, Code::HttpClientError);
-        }
-        true
-    }
-
-    /// Runs the device until `ms` have passed, firing every deadline and exchange on the way.
-    fn run_for(&mut self, ms: u64) {
-        let end = self.now + ms;
-        loop {
-            while self.exchange() {}
-            let next = self.dev.poll_timeout().map(|t| t.0).unwrap_or(end);
-            if next > end {
-                break;
-            }
-            self.now = self.now.max(next);
-            self.dev.handle_timeout(Timestamp(self.now));
-        }
-        self.now = end;
-        self.dev.handle_timeout(Timestamp(self.now));
-    }
-
-    fn cmd(&mut self, c: Command<'_>) {
-        self.dev.handle_command(Timestamp(self.now), c).unwrap();
-    }
-
-    fn trust(&mut self) {
-        self.cmd(Command::EstablishTrust {
-            token: "TOKEN-ONE-USE",
-            scope: Scope::Local,
-            force: false,
-        });
-        assert!(self.exchange());
-        assert!(self.dev.trust().is_installed());
-    }
-
-    fn join(&mut self, serial: &str) {
-        self.cmd(Command::Entity {
-            tag: TAG,
-            udi: Udi::new("C9130AXI-E", serial).unwrap(),
-            joined: true,
-        });
-    }
+/// An AP joins the tag.
+fn join(p: &mut Pair, serial: &str) {
+    p.cmd(Command::Entity {
+        tag: TAG,
+        udi: Udi::new("C9130AXI-E", serial).unwrap(),
+        joined: true,
+    })
+    .unwrap();
 }
 
 /// Renders with `f` into a `String`.
@@ -174,11 +65,11 @@ fn show(f: impl FnOnce(&mut String) -> std::fmt::Result) -> String {
 /// Trust with a custom policy at T0, a count of 3 and three APs joining, then the report
 /// closed at T0+8h sent and acknowledged; the clock stops at T0+8h+1min.
 fn reported() -> Pair {
-    let mut p = Pair::new(false, UsageMode::Immediate, Some(&custom_policy()));
-    p.trust();
-    p.cmd(Command::RecordUsage { tag: TAG, count: 3 });
+    let mut p = Pair::with_policy(false, UsageMode::Immediate, Some(&custom_policy()));
+    trust(&mut p);
+    p.cmd(Command::RecordUsage { tag: TAG, count: 3 }).unwrap();
     for sn in ["FGL2301A001", "FGL2301A002", "FGL2301A003"] {
-        p.join(sn);
+        join(&mut p, sn);
     }
     p.run_for(8 * HOUR + MIN);
     assert_eq!(p.dev.reports().len(), 0);
@@ -189,42 +80,43 @@ fn reported() -> Pair {
 /// and a new one opens.
 fn changed() -> Pair {
     let mut p = reported();
-    p.cmd(Command::RecordUsage { tag: TAG, count: 4 });
+    p.cmd(Command::RecordUsage { tag: TAG, count: 4 }).unwrap();
     assert_eq!(p.dev.reports().len(), 1);
     p
 }
 
 fn polling() -> Pair {
-    let mut p = Pair::new(
+    let mut p = Pair::with_policy(
         false,
         UsageMode::Poll {
             retry_time_seconds: 300,
         },
         None,
     );
-    p.trust();
-    p.cmd(Command::RecordUsage { tag: TAG, count: 2 });
-    p.cmd(Command::SyncNow);
-    while p.exchange() {}
+    trust(&mut p);
+    p.cmd(Command::RecordUsage { tag: TAG, count: 2 }).unwrap();
+    p.cmd(Command::SyncNow).unwrap();
+    while p.exchange().is_some() {}
     p
 }
 
 fn rejected() -> Pair {
-    let mut p = Pair::new(false, UsageMode::Immediate, None);
-    p.trust();
-    p.cmd(Command::RecordUsage { tag: TAG, count: 1 });
+    let mut p = Pair::with_policy(false, UsageMode::Immediate, None);
+    trust(&mut p);
+    p.cmd(Command::RecordUsage { tag: TAG, count: 1 }).unwrap();
     p.now += MIN;
-    p.cmd(Command::RecordUsage { tag: TAG, count: 2 });
+    p.cmd(Command::RecordUsage { tag: TAG, count: 2 }).unwrap();
     p.now += MIN;
     p.cmd(Command::EstablishTrust {
         token: "TOKEN-AGAIN",
         scope: Scope::Local,
         force: true,
-    });
-    while p.exchange() {}
+    })
+    .unwrap();
+    while p.exchange().is_some() {}
     p.now += MIN;
-    p.cmd(Command::SyncNow);
-    while p.exchange() {}
+    p.cmd(Command::SyncNow).unwrap();
+    while p.exchange().is_some() {}
     p
 }
 
@@ -274,7 +166,7 @@ fn tech_support_after_a_count_change() {
 
 #[test]
 fn fresh_engine_has_no_trust_and_the_cisco_default_policy() {
-    let p = Pair::new(true, UsageMode::Immediate, None);
+    let p = Pair::with_policy(true, UsageMode::Immediate, None);
     let (d, now) = (&p.dev, Timestamp(p.now));
     let status = show(|w| render::status(d, now, w));
     assert_eq!(status, FRESH_STATUS);

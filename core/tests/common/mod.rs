@@ -6,6 +6,8 @@
 
 use std::path::PathBuf;
 
+pub mod lab;
+
 use slup_core::crypto::{PublicKey, Signer, SoftwareSigner};
 use slup_core::msg::policy::{ClassAttrs, Classes, Policy};
 use slup_core::msg::request::{self, CertSerial, PollRef, Request, RequestData, RequestHeader};

@@ -1,0 +1,169 @@
+//! The lab: a device engine and the service side on one virtual clock with seeded RNGs, every
+//! byte passing through the real codecs. Shared by the pair and render tests.
+#![cfg(feature = "server")]
+
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use slup_core::crypto::{Signer, SoftwareSigner};
+use slup_core::diag::MessageKind;
+use slup_core::engine::config::Config as DeviceConfig;
+use slup_core::engine::trust::SoftwareKeys;
+use slup_core::engine::{Command, Engine, Outcome};
+use slup_core::msg::policy::Policy;
+use slup_core::server::{Config, MemStore, Service, TokenSpec, UsageMode};
+use slup_core::types::{Role, Timestamp};
+use slup_core::Code;
+
+/// Nov 14 22:13:20 2023 UTC.
+pub const T0: u64 = 1_700_000_000_000;
+pub const TAG: &str = "regid.2017-08.com.cisco.AIR-DNA-A,1.0_b6308627-3ab0-4a11-a3d9-586911a0d790";
+pub const MIN: u64 = 60_000;
+pub const HOUR: u64 = 60 * MIN;
+
+pub type Device = Engine<SoftwareKeys<ChaCha20Rng>, ChaCha20Rng>;
+
+pub struct Pair {
+    pub dev: Device,
+    pub svc: Service<MemStore, SoftwareSigner>,
+    pub srng: ChaCha20Rng,
+    pub now: u64,
+    pub buf: Vec<u8>,
+    pub out: Vec<u8>,
+    /// Every event the device emitted, as rendered lines.
+    pub events: Vec<String>,
+    /// The service cannot be reached: requests never arrive.
+    pub unreachable: bool,
+}
+
+pub fn service_key() -> SoftwareSigner {
+    SoftwareSigner::from_secret_bytes(&[0x5e; 32]).unwrap()
+}
+
+impl Pair {
+    /// A single unit (or an HA pair) and a service whose virtual account has `policy`.
+    pub fn new(ha: bool, mode: UsageMode) -> Pair {
+        Pair::with_policy(ha, mode, None)
+    }
+
+    /// [`Pair::new`] with a policy on the service's virtual account.
+    pub fn with_policy(ha: bool, mode: UsageMode, policy: Option<&Policy<'_>>) -> Pair {
+        let mut cfg: DeviceConfig = DeviceConfig::new(
+            "C9800-CL-K9",
+            "9PJK8D70CNB",
+            "17.09.02",
+            "regid.2018-05.com.cisco.WLC_9500C,1.0",
+            service_key().public_key().clone(),
+        )
+        .unwrap();
+        if ha {
+            cfg.add_member(Role::Standby, "C9800-CL-K9", "9PJK8D70CNC")
+                .unwrap();
+        }
+        let dev = Engine::new(
+            cfg,
+            SoftwareKeys(ChaCha20Rng::seed_from_u64(1)),
+            ChaCha20Rng::seed_from_u64(2),
+            Timestamp(T0),
+        );
+        let config = Config {
+            usage_mode: mode,
+            ..Config::default()
+        };
+        let mut svc = Service::new(MemStore::new(), service_key(), config).unwrap();
+        let sa = svc.create_smart_account("Wireless TAC").unwrap();
+        let va = svc.create_virtual_account(sa, "Lab VA").unwrap();
+        svc.set_policy(va, policy).unwrap();
+        for (text, uses) in [
+            ("TOKEN-TWO-USES", 2),
+            ("TOKEN-ONE-USE", 1),
+            ("TOKEN-AGAIN", 1),
+        ] {
+            svc.add_token(
+                text,
+                TokenSpec {
+                    virtual_account: va,
+                    max_uses: uses,
+                    expires_at: Timestamp(T0 + 30 * 24 * HOUR),
+                    export_controlled: false,
+                },
+            )
+            .unwrap();
+        }
+        let mut p = Pair {
+            dev,
+            svc,
+            srng: ChaCha20Rng::seed_from_u64(3),
+            now: T0,
+            buf: vec![0u8; 16 * 1024],
+            out: vec![0u8; 16 * 1024],
+            events: Vec::new(),
+            unreachable: false,
+        };
+        p.drain();
+        p
+    }
+
+    pub fn drain(&mut self) {
+        while let Some(e) = self.dev.poll_event() {
+            self.events.push(e.to_string());
+        }
+    }
+
+    /// One exchange if the device has something to send; returns what was sent.
+    pub fn exchange(&mut self) -> Option<MessageKind> {
+        let now = Timestamp(self.now);
+        let t = self.dev.poll_transmit(now, &mut self.buf)?;
+        if self.unreachable {
+            self.dev.handle_transport_error(now, Code::ConnectRefused);
+            self.drain();
+            return Some(t.kind);
+        }
+        let reply = self
+            .svc
+            .handle(now, &mut self.srng, &self.buf[..t.len], &mut self.out);
+        if reply.http_status == 200 {
+            let _ = self.dev.handle_response(now, &self.out[..reply.len]);
+        } else {
+            self.dev.handle_transport_error(now, Code::HttpClientError);
+        }
+        self.drain();
+        Some(t.kind)
+    }
+
+    /// Runs the device until `ms` have passed, firing every deadline and exchange on the way.
+    pub fn run_for(&mut self, ms: u64) {
+        let end = self.now + ms;
+        loop {
+            while self.exchange().is_some() {}
+            let next = self.dev.poll_timeout().map(|t| t.0).unwrap_or(end);
+            if next > end {
+                break;
+            }
+            // The engine must never hand out a deadline it has already passed.
+            assert!(
+                next > self.now || self.now == T0,
+                "deadline {next} not after now {}",
+                self.now
+            );
+            self.now = next;
+            self.dev.handle_timeout(Timestamp(self.now));
+            self.drain();
+        }
+        self.now = end;
+        self.dev.handle_timeout(Timestamp(self.now));
+        self.drain();
+    }
+
+    pub fn cmd(&mut self, c: Command<'_>) -> Result<Outcome, Code> {
+        let r = self
+            .dev
+            .handle_command(Timestamp(self.now), c)
+            .map_err(|e| e.code());
+        self.drain();
+        r
+    }
+
+    pub fn has_event(&self, needle: &str) -> bool {
+        self.events.iter().any(|e| e.contains(needle))
+    }
+}
