@@ -524,3 +524,90 @@ fn report_ids_stay_unique_across_a_factory_reset() {
     // Both reports were accepted: none is left rejected on the device.
     assert_eq!(p.dev.reports().len(), 0, "{:?}", p.events);
 }
+
+#[test]
+fn a_lost_poll_answer_then_an_unknown_poll_id_loses_and_double_counts_nothing() {
+    let mut p = Pair::new(
+        false,
+        UsageMode::Poll {
+            retry_time_seconds: 300,
+        },
+    );
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-ONE-USE",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    p.exchange();
+    p.cmd(Command::RecordUsage { tag: TAG, count: 2 }).unwrap();
+    p.cmd(Command::SyncNow).unwrap();
+    assert_eq!(p.exchange(), Some(MessageKind::UsageReporting));
+    assert_eq!(p.exchange(), Some(MessageKind::TrustSync));
+    // The service answers the poll (and forgets it), but the answer never arrives.
+    p.now += 300_000;
+    p.lose_next_answer = true;
+    assert_eq!(p.exchange(), Some(MessageKind::ResultPolling));
+    // The retried poll names an id the service no longer knows: the seed's FAILED answer.
+    p.now += HOUR;
+    assert_eq!(p.exchange(), Some(MessageKind::ResultPolling));
+    assert!(
+        p.has_event("Invalid ProductInstanceIdentifier"),
+        "{:?}",
+        p.events
+    );
+    // The report goes out again and is acknowledged again; with the one closed at report time
+    // that makes two reports, each stored once on the service.
+    p.run_for(9 * HOUR);
+    assert_eq!(p.dev.reports().len(), 0, "{:?}", p.events);
+    let (pi, _) = p
+        .svc
+        .instance_by_udi(&Udi::new("C9800-CL-K9", "9PJK8D70CNB").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.svc.report_count(pi).unwrap(), 2);
+    // The lost answer was logged as what it was.
+    assert!(p.has_event("E1303 ReadTimeout"), "{:?}", p.events);
+}
+
+#[test]
+fn rma_a_replacement_is_a_new_product_instance() {
+    let mut p = Pair::new(false, UsageMode::Immediate);
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-ONE-USE",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    p.exchange();
+    let old = p.dev.trust().instance().unwrap().as_str().to_string();
+    // The operator removes the failed unit from the service (the seed's "Remove...").
+    let (pi, _) = p
+        .svc
+        .instance_by_udi(&Udi::new("C9800-CL-K9", "9PJK8D70CNB").unwrap())
+        .unwrap()
+        .unwrap();
+    p.svc.remove_instance(pi).unwrap();
+    // The old unit is refused from now on, and keeps its unacknowledged report.
+    p.cmd(Command::RecordUsage { tag: TAG, count: 1 }).unwrap();
+    p.cmd(Command::SyncNow).unwrap();
+    assert_eq!(p.exchange(), Some(MessageKind::UsageReporting));
+    assert!(p.has_event("COMM_FAILED"), "{:?}", p.events);
+    assert_eq!(p.dev.reports().len(), 1);
+    // The replacement, another serial, establishes trust as a new product instance.
+    p.replace_device("9PJK8D70CNZ");
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-TWO-USES",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    p.exchange();
+    let new = p.dev.trust().instance().unwrap().as_str().to_string();
+    assert_ne!(old, new);
+    assert!(p
+        .svc
+        .instance_by_udi(&Udi::new("C9800-CL-K9", "9PJK8D70CNZ").unwrap())
+        .unwrap()
+        .is_some());
+}

@@ -675,6 +675,10 @@ where
                 for id in ids {
                     self.reports.set_state(id, ReportState::Pending);
                 }
+                // This report cycle is done: the next one comes an interval on, whatever the
+                // answer (an ACK, OK_POLL, or a failure that reschedules it at the retry cadence).
+                self.report_now = false;
+                self.next_report = now.add_millis(secs_ms(self.config.intervals.report_s));
                 Ok(len)
             }
         }
