@@ -46,9 +46,7 @@ use crate::msg::request::{self, CertSerial, PollRef, Request, RequestData, Reque
 use crate::msg::response::{self, ResponseData};
 use crate::msg::{ConnectInfo, HaUdi, SignedList, Version, CAPABILITIES};
 use crate::nonce::{Nonce, NonceTracker};
-use crate::types::{
-    IdToken, Ident, InstanceId, RequestType, Role, Scope, StatusCode, Timestamp, Uuid,
-};
+use crate::types::{IdToken, Ident, InstanceId, RequestType, Scope, StatusCode, Timestamp, Uuid};
 
 use self::clock::ClockMonitor;
 use self::config::{Config, TransportMode};
@@ -127,7 +125,6 @@ pub struct Transmit {
 struct InFlight {
     kind: MessageKind,
     nonce: Nonce,
-    sent_at: Timestamp,
 }
 
 struct PendingTrust<K, const M: usize> {
@@ -575,11 +572,7 @@ where
         let result = self.build_with(now, kind, nonce, buf);
         match result {
             Ok(len) => {
-                self.inflight = Some(InFlight {
-                    kind,
-                    nonce,
-                    sent_at: now,
-                });
+                self.inflight = Some(InFlight { kind, nonce });
                 self.stats.record_attempt(kind, now);
                 self.history
                     .record_request(now, kind, buf.get(..len).unwrap_or_default());
@@ -808,7 +801,6 @@ where
         let answering = InFlight {
             kind: MessageKind::UsageReporting,
             nonce,
-            sent_at: now,
         };
         self.apply(now, answering, bytes).map(|_| ())
     }
@@ -1107,10 +1099,5 @@ where
             "",
         );
         self.next_warning = now.add_millis(DAY_MS);
-    }
-
-    /// The roles of the configured units, for status output.
-    pub fn roles(&self) -> impl Iterator<Item = Role> + '_ {
-        self.config.members.iter().map(|m| m.role)
     }
 }
