@@ -611,3 +611,32 @@ fn rma_a_replacement_is_a_new_product_instance() {
         .unwrap()
         .is_some());
 }
+
+#[test]
+fn a_lost_trust_answer_does_not_burn_the_token() {
+    let mut p = Pair::new(false, UsageMode::Immediate);
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-ONE-USE",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    p.lose_next_answer = true;
+    assert_eq!(p.exchange(), Some(MessageKind::TrustEstablishment));
+    assert!(!p.dev.trust().is_installed());
+    // The retry a minute later carries the same pending key: the service recognises the
+    // resend, returns the codes again and spends no second use.
+    p.run_for(2 * MIN);
+    assert!(p.dev.trust().is_installed(), "{:?}", p.events);
+    assert_eq!(p.svc.token("TOKEN-ONE-USE").unwrap().unwrap().uses, 1);
+    // A new attempt (new keys) with the spent token is refused, and trust stays.
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-ONE-USE",
+        scope: Scope::Local,
+        force: true,
+    })
+    .unwrap();
+    p.exchange();
+    assert!(p.has_event("uses left"), "{:?}", p.events);
+    assert!(p.dev.trust().is_installed());
+}

@@ -330,15 +330,27 @@ fn ha_trust_with_scope_all_spends_two_uses_and_returns_two_verified_codes() {
     );
     assert_eq!(lab.svc.token(HA_TOKEN).unwrap().unwrap().uses, 2);
 
-    // The token is spent: the next request fails and changes nothing.
+    // The same request again (its answer was lost): the same codes, no use spent.
     let (reply, body) = lab.send(&trust_envelope(&trust_request(), &active_key(), NONCE + 1));
+    assert_eq!(reply.http_status, 200);
+    assert_eq!(trusted(&answer(&body)).trust_ids, [1, 2]);
+    assert_eq!(lab.svc.token(HA_TOKEN).unwrap().unwrap().uses, 2);
+
+    // A new attempt (new keys) finds the token spent: it fails and changes nothing.
+    let new_active = SoftwareSigner::from_secret_bytes(&[0x33; 32]).unwrap();
+    let new_standby = SoftwareSigner::from_secret_bytes(&[0x44; 32]).unwrap();
+    let mut fresh = trust_request();
+    fresh.members[0].public_key = PublicKeyB64(new_active.public_key().clone());
+    fresh.members[1].public_key = PublicKeyB64(new_standby.public_key().clone());
+    let (reply, body) = lab.send(&trust_envelope(&fresh, &new_active, NONCE + 2));
     assert_eq!(reply.http_status, 200);
     assert_eq!(
         failed_message(&body),
         "The ID token has 0 of 2 uses left; this request needs 2, one per HA member."
     );
     assert_eq!(lab.svc.token(HA_TOKEN).unwrap().unwrap().uses, 2);
-    assert_eq!(lab.instance().1, rec);
+    let (_, now_rec) = lab.instance();
+    assert_eq!(now_rec.members, rec.members);
 }
 
 #[test]

@@ -197,6 +197,8 @@ pub struct InstanceRecord {
     pub virtual_account: VaId,
     /// `product_instance_identifier`: the lower-case UUID assigned at first trust.
     pub uuid: UuidText,
+    /// The ID token the current trust came from (a resend of that request is recognised).
+    pub token: TokenId,
     /// Its units, the active unit at trust time first.
     pub members: heapless::Vec<MemberRecord, MAX_HA_MEMBERS>,
     /// Trusted with an export-controlled token.

@@ -183,8 +183,28 @@ impl<St: ServiceStore, S: Signer> Service<St, S> {
                 now.millis()
             ));
         }
+        let existing = self.existing_instance(t)?;
+        let prior = match existing {
+            Some(pi) => self.store.instance(pi)?,
+            None => None,
+        };
+        // A resend after a lost answer: the same token, and every listed unit already holds
+        // exactly the key it presents (a new attempt on the device means new keys). It gets its
+        // trust codes again and spends nothing, or one lost answer would burn the token.
+        let resend = prior.as_ref().is_some_and(|p| {
+            !p.removed
+                && p.token == token_id
+                && t.members.iter().all(|m| {
+                    p.member(&m.sudi)
+                        .is_some_and(|r| r.public_key == m.public_key.0)
+                })
+        });
         // One use per unit: an HA pair trusted with scope all needs two (the seed's note).
-        let needed = u32::try_from(t.members.len()).unwrap_or(u32::MAX);
+        let needed = if resend {
+            0
+        } else {
+            u32::try_from(t.members.len()).unwrap_or(u32::MAX)
+        };
         let left = token.max_uses.saturating_sub(token.uses);
         if needed > left {
             return Err(failed!(
@@ -199,12 +219,7 @@ impl<St: ServiceStore, S: Signer> Service<St, S> {
             return Err(failed!("The ID token's smart account no longer exists."));
         };
 
-        let existing = self.existing_instance(t)?;
-        let prior = match existing {
-            Some(pi) => self.store.instance(pi)?,
-            None => None,
-        };
-        if prior.is_some() && !t.force && self.config.retrust_requires_force {
+        if prior.is_some() && !resend && !t.force && self.config.retrust_requires_force {
             return Err(failed!(
                 "The product instance is already trusted; use force to replace its trust."
             ));
@@ -223,14 +238,26 @@ impl<St: ServiceStore, S: Signer> Service<St, S> {
         let mut members = heapless::Vec::<MemberRecord, MAX_HA_MEMBERS>::new();
         // As listed: the active unit first (TrustRequest::check).
         for m in &t.members {
-            next = next
-                .checked_add(1)
-                .ok_or_else(|| failed!("The service has no trust ids left."))?;
+            // A resend keeps the trust ids it was given; anything else gets fresh ones.
+            let kept = prior
+                .as_ref()
+                .filter(|_| resend)
+                .and_then(|p| p.member(&m.sudi))
+                .map(|r| r.trust_id);
+            let trust_id = match kept {
+                Some(id) => id,
+                None => {
+                    next = next
+                        .checked_add(1)
+                        .ok_or_else(|| failed!("The service has no trust ids left."))?;
+                    TrustId(next)
+                }
+            };
             let member = MemberRecord {
                 role: m.role,
                 udi: UdiBuf::from_udi(&m.sudi)?,
                 public_key: m.public_key.0.clone(),
-                trust_id: TrustId(next),
+                trust_id,
             };
             members
                 .push(member)
@@ -253,6 +280,7 @@ impl<St: ServiceStore, S: Signer> Service<St, S> {
             record: InstanceRecord {
                 virtual_account: token.virtual_account,
                 uuid,
+                token: token_id,
                 members,
                 export_controlled: token.export_controlled,
                 removed: false,
