@@ -134,13 +134,7 @@ fn ok_poll_then_poll_request_after_retry_time() {
             retry_time_seconds: 300,
         },
     );
-    p.cmd(Command::EstablishTrust {
-        token: "TOKEN-ONE-USE",
-        scope: Scope::Local,
-        force: false,
-    })
-    .unwrap();
-    p.exchange();
+    p.trust("TOKEN-ONE-USE");
     p.cmd(Command::RecordUsage { tag: TAG, count: 2 }).unwrap();
     p.cmd(Command::SyncNow).unwrap();
     assert_eq!(p.exchange(), Some(MessageKind::UsageReporting));
@@ -222,13 +216,7 @@ fn garbage_and_silence_from_the_service() {
 #[test]
 fn factory_reset_clears_licensing_state_and_asks_for_reload() {
     let mut p = Pair::new(false, UsageMode::Immediate);
-    p.cmd(Command::EstablishTrust {
-        token: "TOKEN-ONE-USE",
-        scope: Scope::Local,
-        force: false,
-    })
-    .unwrap();
-    p.exchange();
+    p.trust("TOKEN-ONE-USE");
     p.cmd(Command::RecordUsage { tag: TAG, count: 1 }).unwrap();
     assert_eq!(p.cmd(Command::FactoryReset), Ok(Outcome::ReloadRequired));
     assert!(!p.dev.trust().is_installed());
@@ -240,13 +228,7 @@ fn factory_reset_clears_licensing_state_and_asks_for_reload() {
 #[test]
 fn clock_rollback_is_logged_and_the_schedule_survives() {
     let mut p = Pair::new(false, UsageMode::Immediate);
-    p.cmd(Command::EstablishTrust {
-        token: "TOKEN-ONE-USE",
-        scope: Scope::Local,
-        force: false,
-    })
-    .unwrap();
-    p.exchange();
+    p.trust("TOKEN-ONE-USE");
     p.cmd(Command::RecordUsage { tag: TAG, count: 1 }).unwrap();
     let next = p.dev.next_report_time();
     p.now -= 2 * HOUR;
@@ -264,13 +246,7 @@ fn clock_rollback_is_logged_and_the_schedule_survives() {
 #[test]
 fn air_gapped_save_and_import() {
     let mut p = Pair::new(false, UsageMode::Immediate);
-    p.cmd(Command::EstablishTrust {
-        token: "TOKEN-ONE-USE",
-        scope: Scope::Local,
-        force: false,
-    })
-    .unwrap();
-    p.exchange();
+    p.trust("TOKEN-ONE-USE");
     p.dev
         .handle_command(
             Timestamp(p.now),
@@ -371,13 +347,7 @@ fn reporting_required_warnings_before_the_ack_deadline() {
 #[test]
 fn the_configured_report_interval_takes_effect() {
     let mut p = Pair::new(false, UsageMode::Immediate);
-    p.cmd(Command::EstablishTrust {
-        token: "TOKEN-ONE-USE",
-        scope: Scope::Local,
-        force: false,
-    })
-    .unwrap();
-    p.exchange();
+    p.trust("TOKEN-ONE-USE");
     p.dev
         .handle_command(
             Timestamp(p.now),
@@ -398,13 +368,7 @@ fn the_configured_report_interval_takes_effect() {
 fn cslu_pull_api() {
     use slup_core::engine::pull::{PullCredentials, PullRequest};
     let mut p = Pair::new(false, UsageMode::Immediate);
-    p.cmd(Command::EstablishTrust {
-        token: "TOKEN-ONE-USE",
-        scope: Scope::Local,
-        force: false,
-    })
-    .unwrap();
-    p.exchange();
+    p.trust("TOKEN-ONE-USE");
     p.cmd(Command::RecordUsage { tag: TAG, count: 2 }).unwrap();
     let creds = PullCredentials {
         user: "cslu",
@@ -498,25 +462,13 @@ fn cslu_pull_api() {
 #[test]
 fn report_ids_stay_unique_across_a_factory_reset() {
     let mut p = Pair::new(false, UsageMode::Immediate);
-    p.cmd(Command::EstablishTrust {
-        token: "TOKEN-TWO-USES",
-        scope: Scope::Local,
-        force: false,
-    })
-    .unwrap();
-    p.exchange();
+    p.trust("TOKEN-TWO-USES");
     p.cmd(Command::RecordUsage { tag: TAG, count: 2 }).unwrap();
     p.cmd(Command::SyncNow).unwrap();
     while p.exchange().is_some() {}
     let first = p.dev.usage().next_report_id();
     p.cmd(Command::FactoryReset).unwrap();
-    p.cmd(Command::EstablishTrust {
-        token: "TOKEN-TWO-USES",
-        scope: Scope::Local,
-        force: false,
-    })
-    .unwrap();
-    p.exchange();
+    p.trust("TOKEN-TWO-USES");
     p.cmd(Command::RecordUsage { tag: TAG, count: 2 }).unwrap();
     p.cmd(Command::SyncNow).unwrap();
     while p.exchange().is_some() {}
@@ -533,13 +485,7 @@ fn a_lost_poll_answer_then_an_unknown_poll_id_loses_and_double_counts_nothing() 
             retry_time_seconds: 300,
         },
     );
-    p.cmd(Command::EstablishTrust {
-        token: "TOKEN-ONE-USE",
-        scope: Scope::Local,
-        force: false,
-    })
-    .unwrap();
-    p.exchange();
+    p.trust("TOKEN-ONE-USE");
     p.cmd(Command::RecordUsage { tag: TAG, count: 2 }).unwrap();
     p.cmd(Command::SyncNow).unwrap();
     assert_eq!(p.exchange(), Some(MessageKind::UsageReporting));
@@ -573,13 +519,7 @@ fn a_lost_poll_answer_then_an_unknown_poll_id_loses_and_double_counts_nothing() 
 #[test]
 fn rma_a_replacement_is_a_new_product_instance() {
     let mut p = Pair::new(false, UsageMode::Immediate);
-    p.cmd(Command::EstablishTrust {
-        token: "TOKEN-ONE-USE",
-        scope: Scope::Local,
-        force: false,
-    })
-    .unwrap();
-    p.exchange();
+    p.trust("TOKEN-ONE-USE");
     let old = p.dev.trust().instance().unwrap().as_str().to_string();
     // The operator removes the failed unit from the service (the seed's "Remove...").
     let (pi, _) = p
@@ -596,13 +536,7 @@ fn rma_a_replacement_is_a_new_product_instance() {
     assert_eq!(p.dev.reports().len(), 1);
     // The replacement, another serial, establishes trust as a new product instance.
     p.replace_device("9PJK8D70CNZ");
-    p.cmd(Command::EstablishTrust {
-        token: "TOKEN-TWO-USES",
-        scope: Scope::Local,
-        force: false,
-    })
-    .unwrap();
-    p.exchange();
+    p.trust("TOKEN-TWO-USES");
     let new = p.dev.trust().instance().unwrap().as_str().to_string();
     assert_ne!(old, new);
     assert!(p

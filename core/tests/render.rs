@@ -4,44 +4,16 @@
 
 mod common;
 
+use common::custom_policy;
 use common::lab::*;
 use slup_core::engine::render;
 use slup_core::engine::{Command, AGENT_VERSION};
-use slup_core::msg::policy::{ClassAttrs, Classes, Policy};
 use slup_core::server::UsageMode;
-use slup_core::types::{Scope, Text, Timestamp, Udi};
-
-/// `Custom Policy`: ACK required, perpetual 30/60/60, subscription 120/-/111, nothing else.
-fn custom_policy() -> Policy<'static> {
-    Policy {
-        name: Text::plain("Custom Policy"),
-        ack_required: Some(true),
-        classes: Classes {
-            perpetual: Some(ClassAttrs {
-                first_report_days: Some(30),
-                reporting_frequency_days: Some(60),
-                report_on_change_days: Some(60),
-            }),
-            subscription: Some(ClassAttrs {
-                first_report_days: Some(120),
-                reporting_frequency_days: None,
-                report_on_change_days: Some(111),
-            }),
-            enforced: None,
-            export: None,
-        },
-    }
-}
+use slup_core::types::{Scope, Timestamp, Udi};
 
 /// Trust with the one-use token; it must install.
 fn trust(p: &mut Pair) {
-    p.cmd(Command::EstablishTrust {
-        token: "TOKEN-ONE-USE",
-        scope: Scope::Local,
-        force: false,
-    })
-    .unwrap();
-    assert!(p.exchange().is_some());
+    p.trust("TOKEN-ONE-USE");
     assert!(p.dev.trust().is_installed());
 }
 

@@ -125,6 +125,18 @@ impl Pair {
         self.drain();
     }
 
+    /// Establishes trust for the active unit with `token` (scope local, no force) and runs the
+    /// exchange; the caller asserts the outcome.
+    pub fn trust(&mut self, token: &str) {
+        self.cmd(Command::EstablishTrust {
+            token,
+            scope: slup_core::types::Scope::Local,
+            force: false,
+        })
+        .unwrap();
+        self.exchange();
+    }
+
     pub fn drain(&mut self) {
         while let Some(e) = self.dev.poll_event() {
             self.events.push(e.to_string());
