@@ -1,0 +1,2 @@
+//! The `slup` command (issue 5; under construction).
+fn main() {}

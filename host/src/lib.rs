@@ -1,0 +1,1 @@
+//! `slup-host`: the host device runtime (issue 5; under construction).

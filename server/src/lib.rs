@@ -1,0 +1,1 @@
+//! `slup-server`: the reference license service (issue 5; under construction).
