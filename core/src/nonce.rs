@@ -421,33 +421,48 @@ impl<const OUTSTANDING: usize, const ANSWERED: usize> NonceTracker<OUTSTANDING, 
     /// Errors: [`Code::BufferTooSmall`]; [`Code::CapacityExceeded`] if a count does not fit the
     /// format's `u16` (only possible with capacities above 65 535).
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
-        let too_many = EncodeError {
-            code: Code::CapacityExceeded,
+        let out = buf
+            .get_mut(..self.encoded_len())
+            .ok_or(EncodeError::buffer(CONTEXT))?;
+        let mut pos = 0usize;
+        self.emit(|bytes| {
+            let end = pos.saturating_add(bytes.len());
+            out.get_mut(pos..end)
+                .ok_or(Code::BufferTooSmall)?
+                .copy_from_slice(bytes);
+            pos = end;
+            Ok(())
+        })
+        .map_err(|code| EncodeError {
+            code,
             context: CONTEXT,
+        })?;
+        Ok(pos)
+    }
+
+    /// Hands the persistent form to `put` piece by piece, in order: what
+    /// [`encode`](Self::encode) writes, without needing a buffer of its own (the engine's
+    /// nonce record streams it into its own frame).
+    pub fn emit(&self, mut put: impl FnMut(&[u8]) -> Result<(), Code>) -> Result<(), Code> {
+        let n_out = u16::try_from(self.outstanding.len()).map_err(|_| Code::CapacityExceeded)?;
+        let n_ans = u16::try_from(self.answered.len).map_err(|_| Code::CapacityExceeded)?;
+        let mut crc = CRC_INIT;
+        let mut w = |bytes: &[u8]| {
+            crc = crc32_update(crc, bytes);
+            put(bytes)
         };
-        let n_out = u16::try_from(self.outstanding.len()).map_err(|_| too_many)?;
-        let n_ans = u16::try_from(self.answered.len).map_err(|_| too_many)?;
-        let len = self.encoded_len();
-        let out = buf.get_mut(..len).ok_or(EncodeError::buffer(CONTEXT))?;
-        let mut w = Writer {
-            buf: out,
-            pos: 0,
-            crc: CRC_INIT,
-        };
-        w.put(&MAGIC)?;
-        w.put(&[FORMAT_VERSION])?;
-        w.put(&n_out.to_le_bytes())?;
-        w.put(&n_ans.to_le_bytes())?;
+        w(&MAGIC)?;
+        w(&[FORMAT_VERSION])?;
+        w(&n_out.to_le_bytes())?;
+        w(&n_ans.to_le_bytes())?;
         for e in &self.outstanding {
-            w.put(&e.nonce.0.to_le_bytes())?;
-            w.put(&e.issued_at.millis().to_le_bytes())?;
+            w(&e.nonce.0.to_le_bytes())?;
+            w(&e.issued_at.millis().to_le_bytes())?;
         }
         for v in self.answered.iter() {
-            w.put(&v.to_le_bytes())?;
+            w(&v.to_le_bytes())?;
         }
-        let crc = crc32_finish(w.crc);
-        w.put(&crc.to_le_bytes())?;
-        Ok(w.pos)
+        put(&crc32_finish(crc).to_le_bytes())
     }
 
     /// Reads a tracker written by [`encode`](Self::encode), rejecting anything that is not
@@ -520,29 +535,6 @@ impl<const OUTSTANDING: usize, const ANSWERED: usize> NonceTracker<OUTSTANDING, 
     }
 }
 
-/// Sequential writer into a buffer already checked to be large enough; keeps a running CRC.
-struct Writer<'b> {
-    buf: &'b mut [u8],
-    pos: usize,
-    crc: u32,
-}
-
-impl Writer<'_> {
-    fn put(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        let end = self
-            .pos
-            .checked_add(bytes.len())
-            .ok_or(EncodeError::buffer(CONTEXT))?;
-        self.buf
-            .get_mut(self.pos..end)
-            .ok_or(EncodeError::buffer(CONTEXT))?
-            .copy_from_slice(bytes);
-        self.crc = crc32_update(self.crc, bytes);
-        self.pos = end;
-        Ok(())
-    }
-}
-
 fn read_array<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
     let end = at.checked_add(N)?;
     bytes.get(at..end)?.try_into().ok()
@@ -560,10 +552,10 @@ fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
     read_array(bytes, at).map(u64::from_le_bytes)
 }
 
-const CRC_INIT: u32 = 0xFFFF_FFFF;
+pub(crate) const CRC_INIT: u32 = 0xFFFF_FFFF;
 
 /// Feeds `data` into a running CRC-32 (IEEE 802.3, reflected, bitwise: no table).
-fn crc32_update(mut crc: u32, data: &[u8]) -> u32 {
+pub(crate) fn crc32_update(mut crc: u32, data: &[u8]) -> u32 {
     for &byte in data {
         crc ^= u32::from(byte);
         for _ in 0..8 {
@@ -574,7 +566,7 @@ fn crc32_update(mut crc: u32, data: &[u8]) -> u32 {
     crc
 }
 
-const fn crc32_finish(crc: u32) -> u32 {
+pub(crate) const fn crc32_finish(crc: u32) -> u32 {
     !crc
 }
 

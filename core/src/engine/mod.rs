@@ -27,6 +27,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod persist;
 pub mod pull;
 pub mod render;
 pub mod reports;
@@ -146,6 +147,17 @@ pub struct PolicyState {
     pub installed_at: Option<Timestamp>,
 }
 
+impl PolicyState {
+    /// Cisco's default policy, in force until one is installed.
+    pub fn cisco_default() -> Self {
+        PolicyState {
+            resolved: ResolvedPolicy::CISCO_DEFAULT,
+            name: heapless::String::try_from("Cisco default").unwrap_or_default(),
+            installed_at: None,
+        }
+    }
+}
+
 /// The agent.
 pub struct Engine<K: KeyProvider, R, const MEMBERS: usize = { crate::msg::MAX_HA_MEMBERS }> {
     config: Config<MEMBERS>,
@@ -173,6 +185,8 @@ pub struct Engine<K: KeyProvider, R, const MEMBERS: usize = { crate::msg::MAX_HA
     log: EventLog<EVENT_LOG>,
     history: MessageHistory<HISTORY_ENTRIES, HISTORY_BYTES>,
     stats: CommStats,
+    /// Digest of each persistence record as last saved (`None`: not saved yet).
+    saved: [Option<u32>; persist::Record::ALL.len()],
 }
 
 fn secs_ms(s: u32) -> u64 {
@@ -197,11 +211,7 @@ where
             pending_trust: None,
             usage: Usage::new(),
             reports: ReportStore::new(),
-            policy: PolicyState {
-                resolved: ResolvedPolicy::CISCO_DEFAULT,
-                name: heapless::String::try_from("Cisco default").unwrap_or_default(),
-                installed_at: None,
-            },
+            policy: PolicyState::cisco_default(),
             inflight: None,
             poll: None,
             next_sample: now.add_millis(secs_ms(SAMPLE_INTERVAL_S)),
@@ -217,6 +227,7 @@ where
             log: EventLog::new(),
             history: MessageHistory::new(),
             stats: CommStats::new(),
+            saved: [None; persist::Record::ALL.len()],
         };
         e.emit(now, EventKind::AgentReady, "");
         e.schedule_hello(now);
@@ -402,11 +413,7 @@ where
                 self.reports.clear();
                 self.poll = None;
                 self.inflight = None;
-                self.policy = PolicyState {
-                    resolved: ResolvedPolicy::CISCO_DEFAULT,
-                    name: heapless::String::try_from("Cisco default").unwrap_or_default(),
-                    installed_at: None,
-                };
+                self.policy = PolicyState::cisco_default();
                 self.last_ack = None;
                 self.first_use = None;
                 self.trust_sync_due = false;

@@ -225,7 +225,7 @@ fn origin(o: Origin) -> &'static str {
 // ---- shared blocks --------------------------------------------------------------------------
 
 /// The trust code whose account names are shown: the active unit's, else the first.
-fn account_code<K, R, const M: usize>(e: &Engine<K, R, M>) -> Option<&InstalledCode>
+fn account_code<K, R, const M: usize>(e: &Engine<K, R, M>) -> Option<InstalledCode>
 where
     K: KeyProvider,
     R: RngCore + CryptoRng,

@@ -25,7 +25,16 @@ pub trait KeyProvider {
     /// A fresh key for HA unit `slot` (0 = active). The previous key of that slot must stay
     /// usable until the new one is installed.
     fn generate(&mut self, slot: usize) -> Result<Self::Key, Code>;
+    /// Writes into `out` the handle that finds `key` again after a reboot (a software key's
+    /// secret, a secure element's slot reference) and returns its length, at most
+    /// [`MAX_KEY_HANDLE_LEN`]. It is stored in the trust record.
+    fn export(&self, key: &Self::Key, out: &mut [u8]) -> Result<usize, Code>;
+    /// The key a handle written by [`KeyProvider::export`] names, for unit `slot`.
+    fn import(&mut self, slot: usize, handle: &[u8]) -> Result<Self::Key, Code>;
 }
+
+/// Longest key handle a [`KeyProvider`] may export.
+pub const MAX_KEY_HANDLE_LEN: usize = 64;
 
 /// Software keys drawn from a cryptographic RNG.
 #[derive(Debug)]
@@ -36,6 +45,21 @@ impl<R: rand_core::RngCore + rand_core::CryptoRng> KeyProvider for SoftwareKeys<
 
     fn generate(&mut self, _slot: usize) -> Result<Self::Key, Code> {
         Ok(crate::crypto::SoftwareSigner::generate(&mut self.0))
+    }
+
+    /// The secret scalar itself: a software key has no other handle. Storage holding the
+    /// trust record therefore holds the device key; a product that cannot protect its flash
+    /// should use a secure element's provider instead.
+    fn export(&self, key: &Self::Key, out: &mut [u8]) -> Result<usize, Code> {
+        let secret = key.secret_bytes();
+        let dst = out.get_mut(..secret.len()).ok_or(Code::BufferTooSmall)?;
+        dst.copy_from_slice(&secret);
+        Ok(secret.len())
+    }
+
+    fn import(&mut self, _slot: usize, handle: &[u8]) -> Result<Self::Key, Code> {
+        let secret: &[u8; 32] = handle.try_into().map_err(|_| Code::RecordCorrupt)?;
+        crate::crypto::SoftwareSigner::from_secret_bytes(secret).map_err(|_| Code::RecordCorrupt)
     }
 }
 
@@ -71,7 +95,11 @@ impl<K: Signer, const MEMBERS: usize> PendingKeys<K, MEMBERS> {
     }
 }
 
-/// One installed trust code, as shown in status output.
+/// Longest signed trust code kept (the golden code, with account names, is 480 bytes). A
+/// longer code is refused at installation with `CapacityExceeded` rather than truncated.
+pub const MAX_TRUST_CODE_LEN: usize = 576;
+
+/// One installed trust code, decoded for display from the signed bytes the unit keeps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstalledCode {
     /// The unit's role.
@@ -90,11 +118,47 @@ pub struct InstalledCode {
     pub virtual_account: heapless::String<MAX_ACCOUNT_LEN>,
 }
 
+/// One installed unit: its key and the exact signed trust code that binds it. The code is kept
+/// as received so that a restored record is believed only if the service's signature still
+/// verifies (see `engine::persist`), not merely its checksum.
+#[derive(Debug)]
+pub struct Unit<K> {
+    /// Index of the unit in the configured HA group.
+    pub slot: u8,
+    /// The unit's role.
+    pub role: Role,
+    /// The trust id of its code (sent as `signing_cert_serial_number`).
+    pub trust_id: TrustId,
+    /// When the device installed it.
+    pub installed_at: Timestamp,
+    /// The signed trust code, byte for byte.
+    pub code: heapless::Vec<u8, MAX_TRUST_CODE_LEN>,
+    /// The device key the code binds.
+    pub key: K,
+}
+
+impl<K> Unit<K> {
+    /// The code decoded for display; `None` only if the kept bytes no longer decode.
+    pub fn installed(&self) -> Option<InstalledCode> {
+        let code = TrustCode::decode(&self.code).ok()?;
+        let p = &code.payload;
+        Some(InstalledCode {
+            role: self.role,
+            udi: OwnedUdi::new(p.sudi.udi_pid.as_str(), p.sudi.udi_serial_number.as_str()).ok()?,
+            trust_id: p.trust_id,
+            issued_at: p.issued_at,
+            installed_at: self.installed_at,
+            smart_account: truncated(p.smart_account.chars()),
+            virtual_account: truncated(p.virtual_account.chars()),
+        })
+    }
+}
+
 /// Installed trust: the product instance id and, per unit, its code and key.
 #[derive(Debug)]
 pub struct Trust<K, const MEMBERS: usize> {
     instance: Option<heapless::String<36>>,
-    units: heapless::Vec<(InstalledCode, K), MEMBERS>,
+    units: heapless::Vec<Unit<K>, MEMBERS>,
 }
 
 impl<K: Signer, const MEMBERS: usize> Default for Trust<K, MEMBERS> {
@@ -116,6 +180,42 @@ fn truncated<const N: usize>(chars: impl Iterator<Item = char>) -> heapless::Str
     s
 }
 
+/// A trust code that checked out for one unit, not yet installed.
+struct Checked<'a> {
+    slot: usize,
+    trust_id: TrustId,
+    bytes: &'a [u8],
+}
+
+/// Checks one signed trust code: the service's signature, a configured unit, and the key it
+/// binds (`key_of(slot)` is the public key that unit must have). Returns the unit's slot, its
+/// trust id and the product instance the code names.
+fn check_code<'a, 'k>(
+    bytes: &'a [u8],
+    anchor: &PublicKey,
+    members: &[Member],
+    key_of: impl Fn(usize) -> Option<&'k PublicKey>,
+) -> Result<(Checked<'a>, Uuid<'a>), Code> {
+    let node = Node::parse(bytes, &crate::json::DEFAULT_LIMITS).map_err(|e| e.code)?;
+    let code = TrustCode::decode_node(&node).map_err(|e| e.code)?;
+    code.signed.verify(anchor)?;
+    let p = code.payload;
+    let slot = members
+        .iter()
+        .position(|m| m.udi.udi() == p.sudi)
+        .ok_or(Code::UdiMismatch)?;
+    // The code must bind the key of this unit, not any other.
+    if key_of(slot) != Some(&p.public_key.0) {
+        return Err(Code::KeyIdMismatch);
+    }
+    let checked = Checked {
+        slot,
+        trust_id: p.trust_id,
+        bytes,
+    };
+    Ok((checked, p.product_instance_identifier))
+}
+
 impl<K: Signer, const MEMBERS: usize> Trust<K, MEMBERS> {
     /// `true` once trust codes are installed.
     pub fn is_installed(&self) -> bool {
@@ -127,17 +227,22 @@ impl<K: Signer, const MEMBERS: usize> Trust<K, MEMBERS> {
         self.instance.as_deref().and_then(|s| Uuid::new(s).ok())
     }
 
-    /// The installed codes.
-    pub fn codes(&self) -> impl Iterator<Item = &InstalledCode> {
-        self.units.iter().map(|(c, _)| c)
+    /// The installed units.
+    pub fn units(&self) -> &[Unit<K>] {
+        &self.units
+    }
+
+    /// The installed codes, decoded for display.
+    pub fn codes(&self) -> impl Iterator<Item = InstalledCode> + '_ {
+        self.units.iter().filter_map(Unit::installed)
     }
 
     /// The active unit's key and trust id: what signs requests after trust.
     pub fn active(&self) -> Option<(&K, TrustId)> {
         self.units
             .iter()
-            .find(|(c, _)| c.role == Role::Active)
-            .map(|(c, k)| (k, c.trust_id))
+            .find(|u| u.role == Role::Active)
+            .map(|u| (&u.key, u.trust_id))
     }
 
     /// Forgets everything (factory reset).
@@ -156,75 +261,110 @@ impl<K: Signer, const MEMBERS: usize> Trust<K, MEMBERS> {
         pending: PendingKeys<K, MEMBERS>,
         members: &[Member],
     ) -> Result<usize, Code> {
-        // First check everything; nothing changes until every code is right.
-        let mut records: heapless::Vec<(usize, InstalledCode), MEMBERS> = heapless::Vec::new();
-        let mut instance: Option<heapless::String<36>> = None;
-        for bytes in codes.iter() {
-            let node = Node::parse(bytes, &crate::json::DEFAULT_LIMITS).map_err(|e| e.code)?;
-            let code = TrustCode::decode_node(&node).map_err(|e| e.code)?;
-            code.signed.verify(anchor)?;
-            let p = &code.payload;
-            let slot = members
-                .iter()
-                .position(|m| m.udi.udi() == p.sudi)
-                .ok_or(Code::UdiMismatch)?;
-            if records.iter().any(|(s, _)| *s == slot) {
-                return Err(Code::DuplicateField);
-            }
-            let pii = p.product_instance_identifier.as_str();
-            match &instance {
-                None => {
-                    instance =
-                        Some(heapless::String::try_from(pii).map_err(|_| Code::InvalidValue)?)
-                }
-                Some(i) if i.as_str() == pii => {}
-                Some(_) => return Err(Code::InvalidValue),
-            }
-            // The code must bind the key generated for this unit, not any other.
-            let pending_key = pending
+        let key_of = |slot: usize| {
+            pending
                 .keys
                 .iter()
                 .find(|(s, _)| *s == slot)
                 .map(|(_, k)| k.public_key())
-                .ok_or(Code::UdiMismatch)?;
-            if *pending_key != p.public_key.0 {
-                return Err(Code::KeyIdMismatch);
+        };
+        let mut checked: heapless::Vec<Checked<'_>, MEMBERS> = heapless::Vec::new();
+        let mut instance = None;
+        for bytes in codes.iter() {
+            let (c, pii) = check_code(bytes, anchor, members, key_of)?;
+            if checked.iter().any(|o| o.slot == c.slot) {
+                return Err(Code::DuplicateField);
             }
-            let member = members.get(slot).ok_or(Code::UdiMismatch)?;
-            let record = InstalledCode {
-                role: member.role,
-                udi: member.udi.clone(),
-                trust_id: p.trust_id,
-                issued_at: p.issued_at,
-                installed_at: now,
-                smart_account: truncated(p.smart_account.chars()),
-                virtual_account: truncated(p.virtual_account.chars()),
-            };
-            records
-                .push((slot, record))
-                .map_err(|_| Code::CapacityExceeded)?;
+            agree(&mut instance, pii)?;
+            checked.push(c).map_err(|_| Code::CapacityExceeded)?;
         }
         // Every covered unit needs its code.
-        if records.len() != pending.keys.len() {
+        if checked.len() != pending.keys.len() {
             return Err(Code::MissingField);
         }
-        // Install: each pending key joins its unit's code.
         let mut units = heapless::Vec::new();
         for (slot, key) in pending.keys {
-            let pos = records
+            let c = checked
                 .iter()
-                .position(|(s, _)| *s == slot)
+                .find(|c| c.slot == slot)
                 .ok_or(Code::MissingField)?;
-            let (_, record) = records.swap_remove(pos);
-            if units.push((record, key)).is_err() {
-                return Err(Code::CapacityExceeded);
-            }
+            let unit = unit(members, c, now, key)?;
+            units.push(unit).map_err(|_| Code::CapacityExceeded)?;
         }
+        self.set(units, instance)
+    }
+
+    /// Rebuilds installed trust from a persisted record's parts: `(slot, installed_at, key,
+    /// code bytes)` per unit. Each code is checked exactly as at installation (signature,
+    /// configured unit, bound key, one product instance); any fault restores nothing.
+    pub fn restore<'a>(
+        &mut self,
+        parts: impl Iterator<Item = (usize, Timestamp, K, &'a [u8])>,
+        anchor: &PublicKey,
+        members: &[Member],
+    ) -> Result<usize, Code> {
+        let mut units = heapless::Vec::new();
+        let mut instance = None;
+        for (slot, installed_at, key, bytes) in parts {
+            let (c, pii) = check_code(bytes, anchor, members, |s| {
+                (s == slot).then(|| key.public_key())
+            })?;
+            if units
+                .iter()
+                .any(|u: &Unit<K>| usize::from(u.slot) == c.slot)
+            {
+                return Err(Code::DuplicateField);
+            }
+            agree(&mut instance, pii)?;
+            let unit = unit(members, &c, installed_at, key)?;
+            units.push(unit).map_err(|_| Code::CapacityExceeded)?;
+        }
+        if !units.iter().any(|u| u.role == Role::Active) {
+            return Err(Code::MissingField);
+        }
+        self.set(units, instance)
+    }
+
+    fn set(
+        &mut self,
+        units: heapless::Vec<Unit<K>, MEMBERS>,
+        instance: Option<heapless::String<36>>,
+    ) -> Result<usize, Code> {
         let n = units.len();
         self.units = units;
         self.instance = instance;
         Ok(n)
     }
+}
+
+/// Every code of one installation must name the same product instance.
+fn agree(instance: &mut Option<heapless::String<36>>, pii: Uuid<'_>) -> Result<(), Code> {
+    match instance {
+        None => {
+            *instance =
+                Some(heapless::String::try_from(pii.as_str()).map_err(|_| Code::InvalidValue)?);
+            Ok(())
+        }
+        Some(i) if i.as_str() == pii.as_str() => Ok(()),
+        Some(_) => Err(Code::InvalidValue),
+    }
+}
+
+fn unit<K>(
+    members: &[Member],
+    c: &Checked<'_>,
+    installed_at: Timestamp,
+    key: K,
+) -> Result<Unit<K>, Code> {
+    let member = members.get(c.slot).ok_or(Code::UdiMismatch)?;
+    Ok(Unit {
+        slot: u8::try_from(c.slot).map_err(|_| Code::CapacityExceeded)?,
+        role: member.role,
+        trust_id: c.trust_id,
+        installed_at,
+        code: heapless::Vec::from_slice(c.bytes).map_err(|_| Code::CapacityExceeded)?,
+        key,
+    })
 }
 
 #[cfg(test)]

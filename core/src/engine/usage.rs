@@ -8,6 +8,7 @@
 //! does not fit is counted in `sudi_list_overflow`, never dropped silently.
 
 use crate::crypto::Signer;
+use crate::engine::persist::{In, Out};
 use crate::error::{Code, Error};
 use crate::msg::rum::{
     self, MeasuredValue, Measurement, MeasurementMeta, RumPayload, RumVersion, ValueType,
@@ -192,6 +193,113 @@ impl<const TAGS: usize, const CHANGES: usize> Usage<TAGS, CHANGES> {
     /// Restores the report id counter after a reboot.
     pub fn restore_next_report_id(&mut self, next: u64) {
         self.next_report_id = self.next_report_id.max(next);
+    }
+
+    /// Forgets every tag, open report and pending change; the report id counter stays.
+    pub fn clear(&mut self) {
+        self.tags.clear();
+        self.changes.clear();
+    }
+
+    /// Writes the persisted form (the `Usage` record body, see `engine::persist`).
+    pub(crate) fn encode(&self, out: &mut Out<'_>) -> Result<(), Code> {
+        out.u64(self.next_report_id)?;
+        out.count(self.tags.len())?;
+        for t in &self.tags {
+            out.short(t.tag.as_bytes())?;
+            out.u64(t.count)?;
+            let e = &t.entities;
+            for v in [
+                e.active_at_last_report,
+                e.added_with_last_report,
+                e.deleted_with_last_report,
+                e.active_now,
+            ] {
+                out.u32(v)?;
+            }
+            out.bool(t.open.is_some())?;
+            let o = t.open.unwrap_or(OpenReport {
+                report_id: ReportId(0),
+                start_s: 0,
+                num_samples: 0,
+                count: 0,
+                overflow: 0,
+                clock_delta_s: 0,
+            });
+            out.u64(o.report_id.0)?;
+            out.u64(o.start_s)?;
+            out.u32(o.num_samples)?;
+            out.u64(o.count)?;
+            out.u32(o.overflow)?;
+            out.i64(o.clock_delta_s)?;
+        }
+        out.count(self.changes.len())?;
+        for c in &self.changes {
+            out.u8(c.tag)?;
+            out.bool(c.joined)?;
+            out.short(c.udi.pid.as_bytes())?;
+            out.short(c.udi.serial.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Reads what [`Usage::encode`] wrote. On error the usage is left cleared (the caller
+    /// reports the loss); the report id counter never goes back.
+    pub(crate) fn restore(&mut self, inp: &mut In<'_>) -> Result<(), Code> {
+        self.clear();
+        let result = self.read(inp);
+        if result.is_err() {
+            self.clear();
+        }
+        result
+    }
+
+    fn read(&mut self, inp: &mut In<'_>) -> Result<(), Code> {
+        let corrupt = |_| Code::RecordCorrupt;
+        self.restore_next_report_id(inp.u64()?);
+        for _ in 0..inp.count()? {
+            let tag = core::str::from_utf8(inp.short()?).map_err(corrupt)?;
+            Ident::new(tag).map_err(|_| Code::RecordCorrupt)?;
+            let count = inp.u64()?;
+            let entities = EntitySummary {
+                active_at_last_report: inp.u32()?,
+                added_with_last_report: inp.u32()?,
+                deleted_with_last_report: inp.u32()?,
+                active_now: inp.u32()?,
+            };
+            let is_open = inp.bool()?;
+            let open = OpenReport {
+                report_id: ReportId(inp.u64()?),
+                start_s: inp.u64()?,
+                num_samples: inp.u32()?,
+                count: inp.u64()?,
+                overflow: inp.u32()?,
+                clock_delta_s: inp.i64()?,
+            };
+            self.tags
+                .push(TagUsage {
+                    tag: heapless::String::try_from(tag).map_err(|_| Code::RecordCorrupt)?,
+                    count,
+                    open: is_open.then_some(open),
+                    entities,
+                })
+                .map_err(|_| Code::CapacityExceeded)?;
+        }
+        for _ in 0..inp.count()? {
+            let tag = inp.u8()?;
+            if usize::from(tag) >= self.tags.len() {
+                return Err(Code::RecordCorrupt);
+            }
+            let joined = inp.bool()?;
+            let pid = core::str::from_utf8(inp.short()?).map_err(corrupt)?;
+            let serial = core::str::from_utf8(inp.short()?).map_err(corrupt)?;
+            let udi = Udi::new(pid, serial).map_err(|_| Code::RecordCorrupt)?;
+            let udi = EntityUdi::new(&udi).map_err(|_| Code::RecordCorrupt)?;
+            self.changes
+                .push(EntityChange { tag, joined, udi })
+                .map_err(|_| Code::CapacityExceeded)?;
+        }
+        Ok(())
     }
 
     fn tag_index(&mut self, tag: &str) -> Result<usize, Code> {

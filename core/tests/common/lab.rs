@@ -7,12 +7,14 @@ use rand_chacha::ChaCha20Rng;
 use slup_core::crypto::{Signer, SoftwareSigner};
 use slup_core::diag::MessageKind;
 use slup_core::engine::config::Config as DeviceConfig;
+use slup_core::engine::persist::Record;
 use slup_core::engine::trust::SoftwareKeys;
 use slup_core::engine::{Command, Engine, Outcome};
 use slup_core::msg::policy::Policy;
 use slup_core::server::{Config, MemStore, Service, TokenSpec, UsageMode};
 use slup_core::types::{Role, Timestamp};
 use slup_core::Code;
+use std::collections::BTreeMap;
 
 /// Nov 14 22:13:20 2023 UTC.
 pub const T0: u64 = 1_700_000_000_000;
@@ -35,6 +37,10 @@ pub struct Pair {
     pub unreachable: bool,
     /// The service handles the next request, but its answer is lost on the way back.
     pub lose_next_answer: bool,
+    /// The device's persistence records as a driver saves them after every call (a RAM store).
+    pub store: BTreeMap<u8, Vec<u8>>,
+    /// Records written so far.
+    pub writes: usize,
 }
 
 pub fn service_key() -> SoftwareSigner {
@@ -101,6 +107,8 @@ impl Pair {
             events: Vec::new(),
             unreachable: false,
             lose_next_answer: false,
+            store: BTreeMap::new(),
+            writes: 0,
         };
         p.drain();
         p
@@ -137,10 +145,47 @@ impl Pair {
         self.exchange();
     }
 
+    /// Collects the device's events and saves every changed record, as a driver does after
+    /// each call into the engine.
     pub fn drain(&mut self) {
         while let Some(e) = self.dev.poll_event() {
             self.events.push(e.to_string());
         }
+        self.save();
+    }
+
+    /// Writes every changed record into the RAM store.
+    pub fn save(&mut self) {
+        for r in self.dev.changed().iter() {
+            let n = self.dev.record_len(r).unwrap();
+            let mut bytes = vec![0u8; n];
+            assert_eq!(self.dev.write_record(r, &mut bytes), Ok(n));
+            self.store.insert(r.id(), bytes);
+            self.dev.mark_saved(r);
+            self.writes += 1;
+        }
+        assert!(self.dev.changed().is_empty());
+    }
+
+    /// Power cycle: a new engine with the same configuration (and a reseeded RNG) restored
+    /// from the store at `self.now`. Returns what each record's restore said.
+    pub fn reboot(&mut self) -> Vec<(Record, Result<(), Code>)> {
+        let cfg = self.dev.config().clone();
+        let seed = self.now;
+        self.dev = Engine::new(
+            cfg,
+            SoftwareKeys(ChaCha20Rng::seed_from_u64(seed)),
+            ChaCha20Rng::seed_from_u64(seed + 1),
+            Timestamp(self.now),
+        );
+        let mut results = Vec::new();
+        for (id, bytes) in self.store.clone() {
+            let r = Record::from_id(id).unwrap();
+            results.push((r, self.dev.restore_record(Timestamp(self.now), r, &bytes)));
+        }
+        self.dev.finish_restore(Timestamp(self.now));
+        self.drain();
+        results
     }
 
     /// One exchange if the device has something to send; returns what was sent.
