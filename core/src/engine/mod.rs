@@ -20,10 +20,8 @@
 //! - [`usage`]: counts, samples, open reports and closing them into signed RUM reports;
 //! - [`reports`]: closed reports kept as signed bytes until acknowledged;
 //! - [`pull`]: the device REST API a CSLU pulls from;
-//! - [`render`]: `show license …` outputs.
-//!
-//! Still to come (see the engine issue): persistence records for the power-safe storage, and
-//! capacities as const generics sized to the RAM budget.
+//! - [`render`]: `show license …` outputs;
+//! - [`persist`]: the records a driver saves after each call and restores after a reboot.
 
 pub mod clock;
 pub mod config;

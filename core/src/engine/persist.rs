@@ -120,7 +120,7 @@ impl Record {
             Record::Policy => "policy record lost: Cisco default policy in force",
             Record::Usage => "usage record lost: counts restart from zero",
             Record::Reports => "reports record lost: unacknowledged reports dropped",
-            Record::Nonces => "nonce record lost: pending answers will be refused",
+            Record::Nonces => "nonces record lost: pending answers will be refused",
             Record::Schedule => "schedule record lost: timers restart now",
         }
     }
@@ -401,10 +401,13 @@ fn decode_policy(inp: &mut In<'_>) -> Result<PolicyState, Code> {
     })
 }
 
-const fn state_id(s: ReportState) -> u8 {
+/// A report's stored state. A report in an exchange that a reboot cut short goes out again; one
+/// the service took and answered with `OK_POLL` waits for the poll, as before the reboot.
+const fn state_id(s: ReportState, polling: bool) -> u8 {
     match s {
-        // A report sent but not acknowledged goes out again after a reboot.
-        ReportState::Closed | ReportState::Pending => 0,
+        ReportState::Closed => 0,
+        ReportState::Pending if polling => 2,
+        ReportState::Pending => 0,
         ReportState::Rejected => 1,
     }
 }
@@ -465,7 +468,7 @@ where
                 for rep in self.reports.iter() {
                     out.u64(rep.id.0)?;
                     out.count(rep.tag)?;
-                    out.u8(state_id(rep.state))?;
+                    out.u8(state_id(rep.state, self.poll.is_some()))?;
                     out.u64(rep.closed_s)?;
                     out.short(rep.reason.as_bytes())?;
                     out.long(self.reports.bytes(rep))?;
@@ -632,9 +635,10 @@ where
         for _ in 0..inp.count()? {
             let id = ReportId(inp.u64()?);
             let tag = inp.count()?;
-            let rejected = match inp.u8()? {
-                0 => false,
-                1 => true,
+            let state = match inp.u8()? {
+                0 => ReportState::Closed,
+                1 => ReportState::Rejected,
+                2 => ReportState::Pending,
                 _ => return Err(Code::RecordCorrupt),
             };
             let closed_s = inp.u64()?;
@@ -645,8 +649,14 @@ where
                 .ok_or(Code::CapacityExceeded)?
                 .copy_from_slice(bytes);
             self.reports.commit(id, tag, bytes.len(), closed_s)?;
-            if rejected {
-                self.reports.reject(id, reason.chars());
+            match state {
+                ReportState::Rejected => {
+                    self.reports.reject(id, reason.chars());
+                }
+                ReportState::Pending => {
+                    self.reports.set_state(id, ReportState::Pending);
+                }
+                ReportState::Closed => {}
             }
         }
         Ok(())

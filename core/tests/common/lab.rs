@@ -148,10 +148,15 @@ impl Pair {
     /// Collects the device's events and saves every changed record, as a driver does after
     /// each call into the engine.
     pub fn drain(&mut self) {
+        self.drain_events();
+        self.save();
+    }
+
+    /// Collects the device's events without saving anything.
+    pub fn drain_events(&mut self) {
         while let Some(e) = self.dev.poll_event() {
             self.events.push(e.to_string());
         }
-        self.save();
     }
 
     /// Writes every changed record into the RAM store.
