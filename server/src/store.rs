@@ -564,6 +564,21 @@ impl SqliteStore {
         rows.into_iter().map(ReportCols::record).collect()
     }
 
+    /// Pending poll results: poll id and instance, oldest first.
+    pub fn polls(&self) -> Result<Vec<(String, PiId)>, Code> {
+        let rows = (|| {
+            let mut st = self
+                .conn
+                .prepare("SELECT poll_id, instance FROM polls ORDER BY created_at, rowid")?;
+            let it = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            it.collect::<Result<Vec<_>, _>>()
+        })()
+        .map_err(|e| self.fail(e))?;
+        rows.into_iter()
+            .map(|(p, i)| Ok((p, PiId(id32(i)?))))
+            .collect()
+    }
+
     /// Stored reports in all, and pending polls.
     pub fn totals(&self) -> Result<(u64, u64), Code> {
         self.conn

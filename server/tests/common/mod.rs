@@ -236,6 +236,10 @@ impl Device {
         if let Some(s) = standby {
             cfg.add_member(Role::Standby, "C9800-CL-K9", s).unwrap();
         }
+        // Retries within the service's one-hour clock tolerance: the test moves the device
+        // clock ahead of the wall clock to reach them.
+        cfg.intervals.comm_retry_s = 60;
+        cfg.intervals.trust_first_retry_s = 60;
         let e = Engine::new(
             cfg,
             SoftwareKeys(ChaCha20Rng::seed_from_u64(seed)),
@@ -334,6 +338,25 @@ impl Device {
         self.offset += ms;
         self.e.handle_timeout(self.now());
         self.drain();
+    }
+
+    /// Exchanges and fires deadlines until `ms` of device time have passed.
+    pub fn run_for(&mut self, client: &Client, ms: u64) -> Vec<(MessageKind, u16)> {
+        let end = self.now().0 + ms;
+        let mut sent = Vec::new();
+        for _ in 0..1000 {
+            sent.extend(self.run(client));
+            let now = self.now().0;
+            let next = self.e.poll_timeout().map_or(end, |t| t.0);
+            if next > end {
+                break;
+            }
+            self.offset += next.saturating_sub(now);
+            self.e.handle_timeout(self.now());
+            self.drain();
+            assert!(sent.len() < 200, "runaway exchanges: {sent:?}");
+        }
+        sent
     }
 
     /// Records usage and asks for a report now.
