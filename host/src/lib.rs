@@ -1,1 +1,36 @@
-//! `slup-host`: the host device runtime (issue 5; under construction).
+//! `slup-host`: what a slup device needs on a host with an operating system.
+//!
+//! - [`transport`]: HTTP/1.1 over TCP (with `httparse`), HTTPS with rustls, HTTP proxies, every
+//!   failure classified with a stable code;
+//! - [`http`]: the HTTP framing itself (lengths, chunks, caps, deadlines);
+//! - [`tls`]: certificate authorities and TLS failure codes;
+//! - [`url`]: service URLs;
+//! - [`clock`]: the system clock;
+//! - [`store`]: atomic, checked record files;
+//! - [`driver`]: the blocking loop that pumps a `slup_core` engine.
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod clock;
+pub mod driver;
+pub mod error;
+pub mod http;
+pub mod store;
+pub mod tls;
+pub mod transport;
+pub mod url;
+
+pub use clock::{Clock, SystemClock};
+pub use driver::{Driver, Exchange, Outcome, Recorder, Sink};
+pub use error::HostError;
+pub use store::FileStore;
+pub use tls::Roots;
+pub use transport::{HttpConfig, HttpTransport, Proxy, Transport};
