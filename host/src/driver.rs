@@ -22,6 +22,7 @@ use slup_core::Code;
 use crate::clock::Clock;
 use crate::error::HostError;
 use crate::http::Head;
+use crate::store::FileStore;
 use crate::transport::Transport;
 
 /// Size of the request buffer: room for a full `LICENSE_USAGE` of signed reports.
@@ -63,6 +64,8 @@ pub trait Sink {
     fn event(&mut self, event: &Event);
     /// An exchange, once it is over.
     fn exchange(&mut self, _exchange: &Exchange) {}
+    /// Saving the engine's records failed.
+    fn storage_error(&mut self, _error: &HostError) {}
 }
 
 /// A sink that keeps everything, for tests and for callers that look afterwards.
@@ -72,6 +75,8 @@ pub struct Recorder {
     pub events: Vec<Event>,
     /// Exchanges, oldest first.
     pub exchanges: Vec<Exchange>,
+    /// Storage failures, oldest first.
+    pub storage_errors: Vec<HostError>,
 }
 
 impl Sink for Recorder {
@@ -80,6 +85,9 @@ impl Sink for Recorder {
     }
     fn exchange(&mut self, exchange: &Exchange) {
         self.exchanges.push(exchange.clone());
+    }
+    fn storage_error(&mut self, error: &HostError) {
+        self.storage_errors.push(error.clone());
     }
 }
 
@@ -113,6 +121,7 @@ pub struct Driver<T, C> {
     pub transport: T,
     /// The clock.
     pub clock: C,
+    store: Option<FileStore>,
     tx: Vec<u8>,
     rx: Vec<u8>,
 }
@@ -123,17 +132,37 @@ impl<T: Transport, C: Clock> Driver<T, C> {
         Driver {
             transport,
             clock,
+            store: None,
             tx: vec![0u8; REQUEST_BUFFER],
             rx: Vec::new(),
         }
     }
 
-    fn drain<K: KeyProvider, R: RngCore + CryptoRng, const M: usize>(
+    /// Saves the engine's changed records to `store` after every step: before a request
+    /// leaves (its nonce must survive a reboot) and after every answer or timer.
+    pub fn with_store(mut self, store: FileStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Forwards the engine's events and saves what changed; `false` when saving failed.
+    fn settle<K: KeyProvider, R: RngCore + CryptoRng, const M: usize>(
+        &self,
         engine: &mut Engine<K, R, M>,
         sink: &mut impl Sink,
-    ) {
+    ) -> bool {
         while let Some(e) = engine.poll_event() {
             sink.event(&e);
+        }
+        match &self.store {
+            Some(store) => match crate::persist::save(engine, store) {
+                Ok(_) => true,
+                Err(e) => {
+                    sink.storage_error(&e);
+                    false
+                }
+            },
+            None => true,
         }
     }
 
@@ -145,7 +174,7 @@ impl<T: Transport, C: Clock> Driver<T, C> {
     ) -> Option<Exchange> {
         let now = self.clock.now();
         let t = engine.poll_transmit(now, &mut self.tx);
-        Self::drain(engine, sink);
+        let saved = self.settle(engine, sink);
         let t = t?;
         let url = engine.config().effective_url().map(str::to_string);
         let mut x = Exchange {
@@ -156,6 +185,12 @@ impl<T: Transport, C: Clock> Driver<T, C> {
             outcome: Outcome::Applied,
         };
         let result = match url {
+            // A request whose nonce is not on the medium must not leave: after a reboot its
+            // answer would be refused, and the exchange wasted.
+            _ if !saved => Err(HostError::new(
+                crate::persist::SAVE_FAILED,
+                "the engine state could not be saved before sending",
+            )),
             None => Err(HostError::new(
                 Code::InvalidArgument,
                 "no service URL configured for this transport",
@@ -187,7 +222,7 @@ impl<T: Transport, C: Clock> Driver<T, C> {
             engine.handle_transport_error(now, f.code);
             x.outcome = Outcome::Failed(f);
         }
-        Self::drain(engine, sink);
+        self.settle(engine, sink);
         sink.exchange(&x);
         Some(x)
     }
@@ -204,7 +239,7 @@ impl<T: Transport, C: Clock> Driver<T, C> {
             let now = self.clock.now();
             if engine.poll_timeout().is_some_and(|t| t <= now) {
                 engine.handle_timeout(now);
-                Self::drain(engine, sink);
+                self.settle(engine, sink);
             }
             if self.exchange(engine, sink).is_none() {
                 break;

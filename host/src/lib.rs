@@ -7,6 +7,7 @@
 //! - [`url`]: service URLs;
 //! - [`clock`]: the system clock;
 //! - [`store`]: atomic, checked record files;
+//! - [`persist`]: the engine's persistence records on those files;
 //! - [`driver`]: the blocking loop that pumps a `slup_core` engine.
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -23,6 +24,7 @@ pub mod clock;
 pub mod driver;
 pub mod error;
 pub mod http;
+pub mod persist;
 pub mod store;
 pub mod tls;
 pub mod transport;

@@ -315,3 +315,72 @@ fn an_unreachable_service_is_recorded_as_no_reply_with_its_cause() {
         "{text}"
     );
 }
+
+#[test]
+fn state_saved_by_the_driver_survives_a_reboot() {
+    let url = serve(service(), false);
+    let dir = tempfile::tempdir().unwrap();
+    let store = slup_host::FileStore::open(dir.path()).unwrap();
+    let mut sink = Recorder::default();
+    {
+        let mut dev = device(&url, "9PJK8D70CNB");
+        let mut d = Driver::new(HttpTransport::new(HttpConfig::default()), SystemClock)
+            .with_store(store.clone());
+        dev.handle_command(
+            SystemClock.now(),
+            Command::EstablishTrust {
+                token: "TOKEN-ONE-USE",
+                scope: Scope::Local,
+                force: false,
+            },
+        )
+        .unwrap();
+        d.pump(&mut dev, &mut sink);
+        assert!(dev.trust().is_installed());
+        dev.handle_command(
+            SystemClock.now(),
+            Command::RecordUsage { tag: TAG, count: 2 },
+        )
+        .unwrap();
+        slup_host::persist::save(&mut dev, &store).unwrap();
+    }
+    assert!(slup_host::persist::any(&store).unwrap());
+    // Reboot: a fresh engine with the same configuration, restored from the files.
+    let mut dev = device(&url, "9PJK8D70CNB");
+    let lost = slup_host::persist::restore(&mut dev, &store, SystemClock.now());
+    assert!(lost.is_empty(), "{lost:?}");
+    assert!(dev.trust().is_installed());
+    assert_eq!(
+        dev.usage()
+            .tags()
+            .iter()
+            .map(|t| t.count)
+            .collect::<Vec<_>>(),
+        [2]
+    );
+    let mut d = Driver::new(HttpTransport::new(HttpConfig::default()), SystemClock)
+        .with_store(store.clone());
+    dev.handle_command(SystemClock.now(), Command::SyncNow)
+        .unwrap();
+    d.pump(&mut dev, &mut sink);
+    assert!(
+        kinds(&sink).contains(&"USAGE_ACK_RECEIVED"),
+        "{:?}",
+        kinds(&sink)
+    );
+    assert!(
+        dev.changed().is_empty(),
+        "the driver saved everything after the exchange"
+    );
+    // A damaged file is reported and not trusted; the other records restore.
+    let path = dir.path().join("engine-trust");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let mut dev = device(&url, "9PJK8D70CNB");
+    let lost = slup_host::persist::restore(&mut dev, &store, SystemClock.now());
+    assert_eq!(lost.len(), 1);
+    assert_eq!(lost[0].1.code, Code::RecordCorrupt);
+    assert!(!dev.trust().is_installed());
+}
