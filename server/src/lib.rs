@@ -243,6 +243,11 @@ impl Running {
         self.trust_anchor.clone()
     }
 
+    /// Connections open right now.
+    pub fn active_connections(&self) -> usize {
+        self.shared.active.load(Ordering::SeqCst)
+    }
+
     /// Runs `f` on the service, holding its lock (administration and inspection while
     /// serving).
     pub fn with_backend<T>(&self, f: impl FnOnce(&mut Backend) -> T) -> T {
