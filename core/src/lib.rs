@@ -38,6 +38,8 @@ pub mod engine;
 pub mod envelope;
 pub mod error;
 pub mod json;
+#[cfg(feature = "net")]
+pub mod net;
 pub mod msg;
 pub mod nonce;
 pub mod types;
