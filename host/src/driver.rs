@@ -222,8 +222,9 @@ impl<T: Transport, C: Clock> Driver<T, C> {
             engine.handle_transport_error(now, f.code);
             x.outcome = Outcome::Failed(f);
         }
-        self.settle(engine, sink);
+        // The exchange first, then the events its answer caused.
         sink.exchange(&x);
+        self.settle(engine, sink);
         Some(x)
     }
 
