@@ -269,11 +269,13 @@ fn invalid(input: &[u8], name: &str, e: DecodeError, out: &mut String) -> CliErr
     snippet(input, e.offset, out);
     let findings = lint::lint(input);
     // The tolerant reading usually explains the strict decoder's stop in words.
-    if let Some(f) = findings
-        .iter()
-        .filter(|f| f.code == e.code)
-        .min_by_key(|f| f.offset.abs_diff(e.offset))
-    {
+    // The strict scanner stops at or after the cause: prefer the last finding before it.
+    let same = || findings.iter().filter(|f| f.code == e.code);
+    let explained = same()
+        .filter(|f| f.offset <= e.offset)
+        .max_by_key(|f| f.offset)
+        .or_else(|| same().min_by_key(|f| f.offset.abs_diff(e.offset)));
+    if let Some(f) = explained {
         let _ = writeln!(out, "  what: {}", f.text);
     }
     if let Some(h) = crate::hints::hint(e.code) {

@@ -262,7 +262,7 @@ impl Lint<'_> {
             self.b.len(),
             Code::JsonSyntax,
             format!(
-                "the input ends inside {} open {what}: {}; the message is cut short or a closing bracket is missing",
+                "the input ends with {} {what} still open: {}; the message is cut short or a closing bracket is missing",
                 chain.len(),
                 chain.join(", ")
             ),
@@ -308,7 +308,7 @@ impl Lint<'_> {
         loop {
             self.ws();
             match self.at() {
-                None => return self.unclosed(path, "objects or arrays"),
+                None => return self.unclosed(path, "value(s)"),
                 Some(b'}') => {
                     self.pos += 1;
                     return;
@@ -465,7 +465,7 @@ impl Lint<'_> {
         loop {
             self.ws();
             match self.at() {
-                None => return self.unclosed(path, "objects or arrays"),
+                None => return self.unclosed(path, "value(s)"),
                 Some(b']') => {
                     self.pos += 1;
                     return;
@@ -597,7 +597,7 @@ mod tests {
         );
         assert!(
             f.iter()
-                .any(|(c, t)| *c == Code::JsonSyntax && t.contains("2 open")),
+                .any(|(c, t)| *c == Code::JsonSyntax && t.contains("2 value(s) still open")),
             "{f:?}"
         );
         let f = codes(r#"{"a":{"name":"x","lost value",1}}"#);
