@@ -173,7 +173,8 @@ enum DeviceCmd {
 enum TrustCmd {
     /// license smart trust idtoken <token> local|all [force]
     Idtoken {
-        /// The ID token from the service.
+        /// The ID token from the service (it may start with `-`).
+        #[arg(allow_hyphen_values = true)]
         token: String,
         /// Which units.
         #[arg(value_enum, default_value = "local")]

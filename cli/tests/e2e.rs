@@ -346,6 +346,17 @@ fn rma_refuses_the_old_identity_and_a_new_device_can_trust() {
 }
 
 #[test]
+fn a_token_starting_with_a_dash_is_a_token() {
+    let (_db, s) = server(false);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("dev");
+    cslu_device(&d, &s, "9PJK8D70CNB", None);
+    // Tokens are base64url text: a leading `-` is not an option.
+    let t = device(&d, &["trust", "idtoken", "-NOT-A-MINTED-TOKEN", "local"], 4);
+    assert!(t.contains("E1205 ServiceFailed"), "{t}");
+}
+
+#[test]
 fn help_documents_the_exit_codes_and_errors_carry_codes() {
     let o = slup(&["--help"]);
     let t = text(&o);
