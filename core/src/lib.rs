@@ -17,6 +17,7 @@
 //! - [`error`]: stable numeric error codes shared with C and Python;
 //! - [`engine`]: the sans-IO agent (trust, usage, reporting, polling, offline, CSLU pull);
 //! - [`diag`]: event log, message history, communication statistics, time formatting;
+//! - [`storage`]: power-loss-safe storage of the engine's records (NOR flash, files, RAM);
 //! - `server` (feature): the service side of the protocol, for the reference service and tests.
 //!
 //! `#![no_std]`, no `alloc` anywhere in the dependency graph, `forbid(unsafe_code)`, and no panic
@@ -42,6 +43,7 @@ pub mod json;
 pub mod net;
 pub mod msg;
 pub mod nonce;
+pub mod storage;
 pub mod types;
 
 #[cfg(feature = "server")]

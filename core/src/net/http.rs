@@ -164,6 +164,8 @@ pub struct ResponseReader<'b> {
     status: u16,
     json: bool,
     state: State,
+    /// Stop after the head (a proxy's answer to `CONNECT`: what follows is the tunnel).
+    head_only: bool,
 }
 
 /// What [`ResponseReader::advance`] found.
@@ -186,6 +188,15 @@ impl<'b> ResponseReader<'b> {
             status: 0,
             json: false,
             state: State::Head,
+            head_only: false,
+        }
+    }
+
+    /// A reader that completes at the end of the head, with an empty body.
+    pub fn head_only(buf: &'b mut [u8]) -> Self {
+        ResponseReader {
+            head_only: true,
+            ..ResponseReader::new(buf)
         }
     }
 
@@ -301,8 +312,8 @@ impl<'b> ResponseReader<'b> {
         }
         self.status = status;
         self.json = json;
-        // 1xx, 204 and 304 carry no body.
-        if status < 200 || status == 204 || status == 304 {
+        // 1xx, 204 and 304 carry no body; nor does the head of a tunnel.
+        if status < 200 || status == 204 || status == 304 || self.head_only {
             framing = Framing::Length(0);
         }
         // The body is decoded where the head was: move what followed the head to the front.

@@ -1,0 +1,340 @@
+//! The device's own networking (`slup_core::net`, the code the firmware links) against the real
+//! reference server on loopback: plain HTTP, HTTPS through embedded-tls with the server always
+//! checked, each certificate failure told apart, and a CONNECT proxy with Basic credentials.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Mutex;
+use std::thread;
+use std::time::Duration;
+
+use embedded_io_adapters::std::FromStd;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use slup_core::crypto::PublicKey;
+use slup_core::engine::config::Config;
+use slup_core::engine::trust::SoftwareKeys;
+use slup_core::engine::{Command, Engine};
+use slup_core::net::io::{connect_tunnel, post, status_code};
+use slup_core::net::tls::{post_tls, set_wall_clock, TlsBuffers, TlsSettings, RECORD_READ_BYTES};
+use slup_core::types::{Scope, Timestamp};
+use slup_core::Code;
+use slup_server::{Running, Server, ServerConfig, TlsSource};
+
+type Device = Engine<SoftwareKeys<ChaCha20Rng>, ChaCha20Rng>;
+
+/// The wall clock is process-wide (embedded-tls reads it statically): tests that set it
+/// take this lock.
+static CLOCK: Mutex<()> = Mutex::new(());
+
+const TAG: &str = "regid.2017-08.com.cisco.AIR-DNA-A,1.0_b6308627-3ab0-4a11-a3d9-586911a0d790";
+
+fn now() -> Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    Timestamp(u64::try_from(ms).unwrap())
+}
+
+fn server(tls: Option<TlsSource>) -> (Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = ServerConfig::ephemeral(dir.path().join("slup.db"));
+    cfg.log = false;
+    if let Some(source) = tls {
+        cfg.https = Some((SocketAddr::from(([127, 0, 0, 1], 0)), source));
+    }
+    (Server::start(cfg).unwrap(), dir)
+}
+
+fn device(svc: &Running) -> Device {
+    let anchor = PublicKey::from_sec1(&svc.trust_anchor_sec1()).unwrap();
+    let cfg = Config::new(
+        "C9800-CL-K9",
+        "9PJK8D70CNB",
+        "17.09.02",
+        "regid.2018-05.com.cisco.WLC_9500C,1.0",
+        anchor,
+    )
+    .unwrap();
+    Engine::new(
+        cfg,
+        SoftwareKeys(ChaCha20Rng::seed_from_u64(1)),
+        ChaCha20Rng::seed_from_u64(2),
+        now(),
+    )
+}
+
+/// How the device reaches the service in a test.
+enum Path<'a> {
+    Http(SocketAddr),
+    Https(SocketAddr, TlsSettings<'a>),
+}
+
+/// One request from the device and its answer, over the device's own stack.
+fn exchange(dev: &mut Device, path: &Path<'_>) -> Result<Option<()>, Code> {
+    let mut tx = vec![0u8; 16 * 1024];
+    let Some(t) = dev.poll_transmit(now(), &mut tx) else {
+        return Ok(None);
+    };
+    let mut rx = vec![0u8; 32 * 1024];
+    let result = match path {
+        Path::Http(addr) => {
+            let mut s = FromStd::new(TcpStream::connect(addr).unwrap());
+            post(
+                &mut s,
+                &addr.to_string(),
+                "/licservice/license",
+                &[],
+                &tx[..t.len],
+                &mut rx,
+            )
+        }
+        Path::Https(addr, settings) => {
+            let s = FromStd::new(TcpStream::connect(addr).unwrap());
+            let mut read = vec![0u8; RECORD_READ_BYTES];
+            let mut write = vec![0u8; 4096];
+            post_tls(
+                s,
+                *settings,
+                ChaCha20Rng::seed_from_u64(7),
+                TlsBuffers {
+                    read: &mut read,
+                    write: &mut write,
+                },
+                "localhost",
+                "/licservice/license",
+                &tx[..t.len],
+                &mut rx,
+            )
+        }
+    };
+    match result.and_then(|r| match status_code(r.status) {
+        None => Ok(r),
+        Some(code) => Err(code),
+    }) {
+        Ok(r) => {
+            dev.handle_response(now(), &rx[r.body])
+                .map_err(|e| e.code())?;
+            Ok(Some(()))
+        }
+        Err(code) => {
+            dev.handle_transport_error(now(), code);
+            Err(code)
+        }
+    }
+}
+
+/// Trust, usage, a report and its ACK over `path`.
+fn full_cycle(svc: &Running, path: &Path<'_>) {
+    let mut dev = device(svc);
+    let token = svc.mint_token("Lab", 1, 30).unwrap();
+    dev.handle_command(
+        now(),
+        Command::EstablishTrust {
+            token: &token,
+            scope: Scope::Local,
+            force: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(exchange(&mut dev, path), Ok(Some(())));
+    assert!(dev.trust().is_installed());
+    dev.handle_command(now(), Command::RecordUsage { tag: TAG, count: 3 })
+        .unwrap();
+    dev.handle_command(now(), Command::SyncNow).unwrap();
+    while exchange(&mut dev, path).unwrap().is_some() {}
+    assert!(dev.reports().is_empty());
+    assert!(dev.last_ack().is_some());
+}
+
+#[test]
+fn a_full_cycle_over_plain_http_and_over_embedded_tls() {
+    let _clock = CLOCK.lock().unwrap_or_else(|e| e.into_inner());
+    set_wall_clock(u32::try_from(now().0 / 1000).unwrap());
+    let (svc, _dir) = server(Some(TlsSource::Generate));
+    full_cycle(&svc, &Path::Http(svc.http_addr().unwrap()));
+    let ca = svc.ca_cert_der().unwrap();
+    let settings = TlsSettings {
+        server_name: "localhost",
+        ca_der: &ca,
+        danger_accept_any_certificate: false,
+    };
+    full_cycle(&svc, &Path::Https(svc.https_addr().unwrap(), settings));
+    svc.shutdown();
+}
+
+#[test]
+fn each_certificate_fault_has_its_own_code_and_sends_nothing() {
+    let _clock = CLOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let (good, _d1) = server(Some(TlsSource::Generate));
+    let (intercepted, _d2) = server(Some(TlsSource::ForeignCa));
+    let ca = good.ca_cert_der().unwrap();
+    // One use: a failed handshake must not spend it.
+    let token = good.mint_token("Lab", 1, 30).unwrap();
+    let check = |svc: &Running, name: &str, clock_s: u32| {
+        set_wall_clock(clock_s);
+        let mut dev = device(svc);
+        dev.handle_command(
+            now(),
+            Command::EstablishTrust {
+                token: &token,
+                scope: Scope::Local,
+                force: false,
+            },
+        )
+        .unwrap();
+        let settings = TlsSettings {
+            server_name: name,
+            ca_der: &ca,
+            danger_accept_any_certificate: false,
+        };
+        exchange(&mut dev, &Path::Https(svc.https_addr().unwrap(), settings))
+    };
+    let today = u32::try_from(now().0 / 1000).unwrap();
+    // The intercepting CA's server signs for "localhost" too: only the chain is wrong.
+    let intercepted_ca = intercepted.ca_cert_der().unwrap();
+    assert_ne!(intercepted_ca, ca);
+    assert_eq!(
+        check(&intercepted, "localhost", today),
+        Err(Code::TlsUnknownCa)
+    );
+    assert_eq!(
+        check(&good, "smartreceiver.cisco.com", today),
+        Err(Code::TlsHostMismatch)
+    );
+    // 1970: before the certificate's validity.
+    assert_eq!(check(&good, "localhost", 1), Err(Code::TlsCertExpired));
+    // Nothing reached the service in the failed handshakes: the one-use token still works.
+    assert!(good.with_backend(|b| b.instances()).unwrap().is_empty());
+    assert_eq!(check(&good, "localhost", today), Ok(Some(())));
+    assert_eq!(good.with_backend(|b| b.instances()).unwrap().len(), 1);
+    set_wall_clock(today);
+    good.shutdown();
+    intercepted.shutdown();
+}
+
+#[test]
+fn danger_accept_any_certificate_reaches_an_unverifiable_service() {
+    let _clock = CLOCK.lock().unwrap_or_else(|e| e.into_inner());
+    set_wall_clock(u32::try_from(now().0 / 1000).unwrap());
+    let (svc, _dir) = server(Some(TlsSource::ForeignCa));
+    let ca = svc.ca_cert_der().unwrap();
+    let settings = TlsSettings {
+        server_name: "localhost",
+        ca_der: &ca,
+        danger_accept_any_certificate: true,
+    };
+    full_cycle(&svc, &Path::Https(svc.https_addr().unwrap(), settings));
+    svc.shutdown();
+}
+
+/// A CONNECT proxy requiring `user:secret`, piping bytes both ways once the tunnel is up.
+fn proxy() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { continue };
+            thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                // base64("user:secret")
+                if !head.contains("Proxy-Authorization: Basic dXNlcjpzZWNyZXQ=\r\n") {
+                    let _ = client.write_all(
+                        b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"lab\"\r\nContent-Length: 0\r\n\r\n",
+                    );
+                    return;
+                }
+                let target = head.split_whitespace().nth(1).unwrap().to_string();
+                let Ok(upstream) = TcpStream::connect(&target) else {
+                    let _ =
+                        client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+                    return;
+                };
+                client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let (mut c1, mut u1) = (client, upstream);
+                thread::spawn(move || {
+                    let _ = std::io::copy(&mut u2, &mut c2);
+                });
+                let _ = std::io::copy(&mut c1, &mut u1);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn https_through_a_connect_proxy_with_basic_credentials() {
+    let _clock = CLOCK.lock().unwrap_or_else(|e| e.into_inner());
+    set_wall_clock(u32::try_from(now().0 / 1000).unwrap());
+    let (svc, _dir) = server(Some(TlsSource::Generate));
+    let proxy = proxy();
+    let target = svc.https_addr().unwrap().to_string();
+    let tunnel = |credentials: Option<(&str, &str)>| {
+        let mut s = FromStd::new(TcpStream::connect(proxy).unwrap());
+        s.inner_mut()
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        connect_tunnel(&mut s, &target, credentials).map(|()| s)
+    };
+    assert_eq!(tunnel(None).err(), Some(Code::ProxyAuthRequired));
+    assert_eq!(
+        tunnel(Some(("user", "wrong"))).err(),
+        Some(Code::ProxyAuthRequired)
+    );
+    let s = tunnel(Some(("user", "secret"))).unwrap();
+
+    // TLS inside the tunnel, the server checked end to end.
+    let ca = svc.ca_cert_der().unwrap();
+    let mut dev = device(&svc);
+    let token = svc.mint_token("Lab", 1, 30).unwrap();
+    dev.handle_command(
+        now(),
+        Command::EstablishTrust {
+            token: &token,
+            scope: Scope::Local,
+            force: false,
+        },
+    )
+    .unwrap();
+    let mut tx = vec![0u8; 16 * 1024];
+    let t = dev.poll_transmit(now(), &mut tx).unwrap();
+    let (mut read, mut write, mut rx) = (
+        vec![0u8; RECORD_READ_BYTES],
+        vec![0u8; 4096],
+        vec![0u8; 32 * 1024],
+    );
+    let r = post_tls(
+        s,
+        TlsSettings {
+            server_name: "localhost",
+            ca_der: &ca,
+            danger_accept_any_certificate: false,
+        },
+        ChaCha20Rng::seed_from_u64(9),
+        TlsBuffers {
+            read: &mut read,
+            write: &mut write,
+        },
+        "localhost",
+        "/licservice/license",
+        &tx[..t.len],
+        &mut rx,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    dev.handle_response(now(), &rx[r.body]).unwrap();
+    assert!(dev.trust().is_installed());
+    svc.shutdown();
+}
