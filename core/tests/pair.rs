@@ -85,6 +85,8 @@ fn ha_all_with_a_two_use_token_then_exhausted() {
         "{:?}",
         p.events
     );
+    // A FAILED answer is a failure: it does not also count as communication restored.
+    assert!(!p.has_event("COMM_RESTORED"), "{:?}", p.events);
 }
 
 #[test]

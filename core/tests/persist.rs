@@ -435,3 +435,34 @@ fn checksummed_nonsense_never_panics_and_leaves_a_working_engine() {
     slup_core::engine::render::status(&q.dev, Timestamp(q.now), &mut status).unwrap();
     assert!(status.contains("Smart Licensing Using Policy:"), "{status}");
 }
+
+#[test]
+fn a_resume_is_not_a_reload() {
+    let mut p = Pair::new(false, UsageMode::Immediate);
+    p.trust("TOKEN-ONE-USE");
+    p.cmd(Command::RecordUsage { tag: TAG, count: 2 }).unwrap();
+    p.run_for(HOUR);
+    let open = p.dev.usage().tags()[0].open.unwrap();
+    // A host process restarted on the same state (the CLI): the open report stays open, and
+    // the hour since counts as usage time.
+    let cfg = p.dev.config().clone();
+    p.dev = slup_core::engine::Engine::new(
+        cfg,
+        slup_core::engine::trust::SoftwareKeys(
+            <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(5),
+        ),
+        <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(6),
+        Timestamp(p.now),
+    );
+    for (id, bytes) in p.store.clone() {
+        let r = Record::from_id(id).unwrap();
+        p.dev.restore_record(Timestamp(p.now), r, &bytes).unwrap();
+    }
+    p.now += HOUR;
+    p.dev.finish_resume(Timestamp(p.now));
+    assert!(p.dev.reports().is_empty());
+    p.dev.handle_timeout(Timestamp(p.now));
+    let resumed = p.dev.usage().tags()[0].open.unwrap();
+    assert_eq!(resumed.report_id, open.report_id);
+    assert_eq!(resumed.num_samples, open.num_samples + 4);
+}

@@ -822,7 +822,8 @@ where
         match self.apply(now, inflight, bytes) {
             Ok(status) => {
                 self.stats.record_success(inflight.kind, now, status);
-                if self.comm_failing {
+                // A FAILED answer was already logged as a failure: it restores nothing.
+                if self.comm_failing && status != ResponseStatus::Failed {
                     self.comm_failing = false;
                     let peer = self.peer();
                     self.emit(now, EventKind::CommRestored { peer }, "");

@@ -540,12 +540,7 @@ where
     /// time the device was off, and closes the reports that were open when it went down
     /// (termination reason `ProductReload`).
     pub fn finish_restore(&mut self, now: Timestamp) {
-        // No deadline: time passing while powered off is not a clock change.
-        let (now, change) = self.clock.observe(now, None);
-        if let Some(c) = change {
-            self.usage.clock_changed(c.delta_secs());
-            self.emit(now, EventKind::SystemClockChanged, "");
-        }
+        let now = self.check_restored_clock(now);
         let sample = super::secs_ms(super::usage::SAMPLE_INTERVAL_S);
         if self.next_sample <= now {
             self.next_sample = now.add_millis(sample);
@@ -556,6 +551,25 @@ where
                 self.emit(now, EventKind::PlatformError { cause }, "closing reports");
             }
         }
+    }
+
+    /// Ends a restore that is not a product reload: a host process that keeps the device's
+    /// state on disk between commands (the `slup device` CLI) picks up where the last one
+    /// stopped. Open reports stay open and the samples of the gap are taken as usual, since the
+    /// product itself never stopped; only the clock is checked against the high-water mark.
+    pub fn finish_resume(&mut self, now: Timestamp) {
+        self.check_restored_clock(now);
+    }
+
+    /// A clock set back while nobody looked is a `SYSTEM_CLOCK_CHANGED`; time that passed is
+    /// not (there was no deadline to miss). Returns the effective time.
+    fn check_restored_clock(&mut self, now: Timestamp) -> Timestamp {
+        let (now, change) = self.clock.observe(now, None);
+        if let Some(c) = change {
+            self.usage.clock_changed(c.delta_secs());
+            self.emit(now, EventKind::SystemClockChanged, "");
+        }
+        now
     }
 
     fn apply_record(&mut self, r: Record, inp: &mut In<'_>) -> Result<(), Code> {
