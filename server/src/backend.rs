@@ -12,9 +12,13 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, SeedableRng};
 use slup_core::crypto::{Signer, SoftwareSigner};
 use slup_core::msg::policy::Policy;
-use slup_core::server::store::{InstanceRecord, PiId, ServiceStore, VaId};
+use slup_core::msg::response::{self, AgentActions, Response, ResponseData, ResponseHeader};
+use slup_core::msg::rum::SignedRum;
+use slup_core::msg::{ConnectInfo, Version, CAPABILITIES};
+use slup_core::server::store::{InstanceRecord, PiId, ServiceStore, StoredAck, VaId};
 use slup_core::server::{Config, Reply, Service, TokenSpec, UsageMode};
 use slup_core::types::Timestamp;
+use slup_core::types::{RequestType, StatusCode, Text};
 use slup_core::Code;
 
 use crate::error::Error;
@@ -148,6 +152,62 @@ impl Backend {
                 Err(e.into())
             }
         }
+    }
+
+    /// CSLU-initiated pull: verifies and stores reports read from a device (one transaction),
+    /// and writes the signed ACK for them: a `LICENSE_USAGE` service envelope (status `OK`,
+    /// no nonce: it answers no request) for the first report's unit, with its virtual
+    /// account's policy. `None` when no report decodes.
+    pub fn ingest_pulled(
+        &mut self,
+        reports: &[&[u8]],
+    ) -> Result<(StoredAck, Option<Vec<u8>>), Error> {
+        let now = now();
+        self.svc.store_mut().begin()?;
+        let ack = match self.svc.ingest_pulled(now, reports.iter().copied()) {
+            Ok(a) => a,
+            Err(code) => {
+                self.svc.store_mut().rollback();
+                let detail = self.store().take_last_error().unwrap_or_default();
+                return Err(Error::new(code, detail));
+            }
+        };
+        self.svc.store_mut().commit()?;
+        let Some(rum) = reports.iter().find_map(|b| SignedRum::decode(b).ok()) else {
+            return Ok((ack, None));
+        };
+        let sudi = rum.payload.sudi;
+        let policy = match self.svc.instance_by_udi(&sudi)? {
+            Some((_, rec)) => self
+                .store()
+                .virtual_account(rec.virtual_account)?
+                .and_then(|va| va.policy),
+            None => None,
+        };
+        let cfg = self.svc.config();
+        let connect_info = ConnectInfo::new(&cfg.name, &cfg.version, Some(cfg.prod), CAPABILITIES)?;
+        let resp = Response {
+            header: ResponseHeader {
+                version: Version,
+                request_type: RequestType::LICENSE_USAGE,
+                mp: now,
+                nonce: None,
+                sudi,
+                status_code: StatusCode::OK,
+                message: Text::plain(""),
+                retry_time_seconds: 0,
+                agent_actions: AgentActions,
+                connect_info,
+            },
+            data: ResponseData::Usage {
+                ack: ack.ack(),
+                policy: policy.as_ref().map(|p| p.policy()),
+            },
+        };
+        let mut out = vec![0u8; ANSWER_BUF];
+        let len = response::encode(&mut out, &resp, self.svc.signer())?;
+        out.truncate(len);
+        Ok((ack, Some(out)))
     }
 
     /// The smart account `name`, created if absent.

@@ -69,6 +69,12 @@ impl From<slup_core::Error> for Error {
     }
 }
 
+impl From<slup_core::DecodeError> for Error {
+    fn from(e: slup_core::DecodeError) -> Self {
+        slup_core::Error::Decode(e).into()
+    }
+}
+
 impl From<crate::store::OpenError> for Error {
     fn from(e: crate::store::OpenError) -> Self {
         Error::new(e.code, e.message)

@@ -21,6 +21,8 @@ pub struct Request {
     pub path: String,
     /// The `Content-Type` header, if any.
     pub content_type: Option<String>,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
     /// `Connection: close`, or HTTP/1.0 without keep-alive.
     pub close: bool,
     /// The body.
@@ -148,6 +150,7 @@ pub fn read_request<S: Read>(
     let http10 = req.version == Some(0);
     let mut content_length: Option<usize> = None;
     let mut content_type = None;
+    let mut authorization = None;
     let mut connection = None;
     let mut chunked = false;
     for h in req.headers.iter() {
@@ -170,6 +173,8 @@ pub fn read_request<S: Read>(
             content_length = Some(n);
         } else if h.name.eq_ignore_ascii_case("content-type") {
             content_type = Some(value);
+        } else if h.name.eq_ignore_ascii_case("authorization") {
+            authorization = Some(value);
         } else if h.name.eq_ignore_ascii_case("connection") {
             connection = Some(value.to_ascii_lowercase());
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
@@ -244,6 +249,7 @@ pub fn read_request<S: Read>(
         method,
         path,
         content_type,
+        authorization,
         close,
         body,
     })

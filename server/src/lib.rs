@@ -11,6 +11,9 @@
 //! - [`listener`]: acceptors, connection threads, routing, checks, graceful shutdown;
 //! - [`tls`]: rustls (ring provider) with a generated CA or PEM files;
 //! - [`faults`]: test switches (drop, delay, truncate, corrupt, reject, foreign CA);
+//! - [`pull`]: CSLU-initiated mode, reading a device's REST API (with [`client`], a small
+//!   blocking HTTP(S) client);
+//! - [`bench`]: the ingest load generator behind `slup-server bench`.
 
 //!
 //! Endpoints (all `POST`, `Content-Type: application/json`): `/licservice/license` (smart
@@ -36,10 +39,13 @@
 )]
 
 pub mod backend;
+pub mod bench;
+pub mod client;
 pub mod error;
 pub mod faults;
 pub mod http;
 pub mod listener;
+pub mod pull;
 
 pub mod store;
 pub mod tls;

@@ -564,6 +564,19 @@ impl SqliteStore {
         rows.into_iter().map(ReportCols::record).collect()
     }
 
+    /// `smart account / virtual account` for listings (`?` for a missing part).
+    pub fn account_label(&self, va: VaId) -> String {
+        let Ok(Some(v)) = self.virtual_account(va) else {
+            return format!("? / #{}", va.0);
+        };
+        let sa = self
+            .smart_account_name(v.smart_account)
+            .ok()
+            .flatten()
+            .map_or_else(|| "?".to_owned(), |n| n.as_str().to_owned());
+        format!("{sa} / {}", v.name)
+    }
+
     /// Pending poll results: poll id and instance, oldest first.
     pub fn polls(&self) -> Result<Vec<(String, PiId)>, Code> {
         let rows = (|| {

@@ -51,7 +51,9 @@ fn every_bad_request_gets_its_status_and_stable_code() {
     expect(&r, 404, Code::InvalidArgument);
     assert!(r.text().contains("/licservice/license"), "{}", r.text());
     expect(
-        &client(&srv, "/cslu/v1/pi/no-va-number").post_json(b"{}").unwrap(),
+        &client(&srv, "/cslu/v1/pi/no-va-number")
+            .post_json(b"{}")
+            .unwrap(),
         404,
         Code::InvalidArgument,
     );
@@ -67,15 +69,12 @@ fn every_bad_request_gets_its_status_and_stable_code() {
     );
     // Parameters after the media type are fine; the body is then judged by the service.
     expect(
-        &c.request("POST", "application/json; charset=utf-8", b"{").unwrap(),
+        &c.request("POST", "application/json; charset=utf-8", b"{")
+            .unwrap(),
         400,
         Code::JsonSyntax,
     );
-    expect(
-        &c.post_json(b"not json").unwrap(),
-        400,
-        Code::JsonSyntax,
-    );
+    expect(&c.post_json(b"not json").unwrap(), 400, Code::JsonSyntax);
     expect(&c.post_json(b"{}").unwrap(), 400, Code::MissingField);
 
     // Oversize: refused from the header alone, before any body is read.
@@ -83,7 +82,11 @@ fn every_bad_request_gets_its_status_and_stable_code() {
         "POST /cslu/v1/pi HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         2 * 1024 * 1024
     );
-    expect(&c.send_raw(head.as_bytes()).unwrap(), 413, Code::MessageTooLarge);
+    expect(
+        &c.send_raw(head.as_bytes()).unwrap(),
+        413,
+        Code::MessageTooLarge,
+    );
 
     let r = c
         .send_raw(b"POST /cslu/v1/pi HTTP/1.1\r\nContent-Type: application/json\r\n\r\n")
@@ -109,7 +112,11 @@ fn every_bad_request_gets_its_status_and_stable_code() {
         "POST /cslu/v1/pi HTTP/1.1\r\nX-Filler: {}\r\n\r\n",
         "a".repeat(20_000)
     );
-    expect(&c.send_raw(huge.as_bytes()).unwrap(), 431, Code::InvalidArgument);
+    expect(
+        &c.send_raw(huge.as_bytes()).unwrap(),
+        431,
+        Code::InvalidArgument,
+    );
 
     // A body cut short: the client closes its side after 10 of 100 bytes.
     let mut s = connect(&srv);
@@ -163,7 +170,9 @@ fn unknown_instance_and_bad_signature_are_refused_with_their_codes() {
     // A service that never trusted this unit.
     let r = client(&other, "/cslu/v1/pi").post_json(&usage).unwrap();
     expect(&r, 401, Code::NotTrusted);
-    assert!(r.text().contains("is not valid. Please re-register the instance"));
+    assert!(r
+        .text()
+        .contains("is not valid. Please re-register the instance"));
 
     // The envelope's signature (the last "value" of the body) altered in flight.
     let mut bad = usage.clone();
@@ -177,8 +186,11 @@ fn unknown_instance_and_bad_signature_are_refused_with_their_codes() {
     let r = c.post_json(&bad).unwrap();
     assert_eq!(r.status, 401, "{}", r.text());
     assert!(
-        [Code::BadSignature.number(), Code::InvalidSignatureEncoding.number()]
-            .contains(&r.error_code()),
+        [
+            Code::BadSignature.number(),
+            Code::InvalidSignatureEncoding.number()
+        ]
+        .contains(&r.error_code()),
         "{}",
         r.text()
     );
@@ -268,7 +280,9 @@ fn reject_is_deterministic_for_a_seed_and_changes_nothing() {
             },
         );
         let c = client(&srv, "/cslu/v1/pi");
-        let statuses: Vec<u16> = (0..24).map(|_| c.post_json(b"{}").unwrap().status).collect();
+        let statuses: Vec<u16> = (0..24)
+            .map(|_| c.post_json(b"{}").unwrap().status)
+            .collect();
         srv.shutdown();
         statuses
     };

@@ -142,6 +142,49 @@ impl<St: ServiceStore, S: Signer> Service<St, S> {
         self.encode_response(out, now, &req.request.header, &Self::ok(), &data)
     }
 
+    /// CSLU-initiated pull: verifies and stores RUM reports read from a device's REST API
+    /// (`/smartlic-service/all-reports`), each with the key bound to its own unit, exactly as
+    /// `LICENSE_USAGE` does; returns the ACK. There is no envelope to authenticate, so a report
+    /// of a unit the service does not know, or of a removed instance, is rejected
+    /// (`ForeignUnit`); a report that does not decode is skipped (it has no id to reject).
+    /// A store failure stops at that report and is returned.
+    pub fn ingest_pulled<'r>(
+        &mut self,
+        now: Timestamp,
+        reports: impl IntoIterator<Item = &'r [u8]>,
+    ) -> Result<StoredAck, Code> {
+        let mut ack = StoredAck::default();
+        for bytes in reports {
+            let Ok(rum) = SignedRum::decode(bytes) else {
+                continue;
+            };
+            let id = rum.payload.report_id;
+            let caller = match self.store.instance_by_udi(&rum.payload.sudi)? {
+                Some(pi) => self
+                    .store
+                    .instance(pi)?
+                    .filter(|r| !r.removed)
+                    .map(|record| Caller { pi, record }),
+                None => None,
+            };
+            let verdict = match &caller {
+                Some(c) => self.ingest_one(now, c, &rum)?,
+                None => Err(RejectReason::ForeignUnit),
+            };
+            match verdict {
+                Ok(()) if !ack.acked.contains(&id) => {
+                    // Bounded like an ACK: beyond 64 ids the rest stay unacknowledged.
+                    let _ = ack.acked.push(id);
+                }
+                Ok(()) => {}
+                Err(why) => {
+                    let _ = ack.rejected.push((id, why));
+                }
+            }
+        }
+        Ok(ack)
+    }
+
     /// `OK` with an ACK and the policy.
     fn answer_usage(
         &self,
