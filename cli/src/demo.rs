@@ -225,17 +225,17 @@ pub fn run() -> Result<String, CliError> {
 
     let now = SystemClock.now();
     let mut views = String::new();
-    for (cmd, f) in [
-        (
-            "show license status",
-            render::status::<_, _, 8> as fn(&Device, _, &mut String) -> std::fmt::Result,
-        ),
-        (
-            "show license air entities summary",
-            render::air_entities_summary,
-        ),
-        ("show license history message", render::history_message),
-    ] {
+    type View = fn(&Device, slup_core::types::Timestamp, &mut String) -> std::fmt::Result;
+    let shows: [(&str, View); 3] = [
+        ("show license status", |d, t, w| render::status(d, t, w)),
+        ("show license air entities summary", |d, t, w| {
+            render::air_entities_summary(d, t, w)
+        }),
+        ("show license history message", |d, t, w| {
+            render::history_message(d, t, w)
+        }),
+    ];
+    for (cmd, f) in shows {
         let _ = writeln!(views, "\n=== {SERIAL}# {cmd}\n");
         f(&dev, now, &mut views)
             .map_err(|_| CliError::new(slup_core::Code::BufferTooSmall, "rendering"))?;

@@ -362,7 +362,7 @@ fn boot(dir: &std::path::Path) -> Result<Ctx, CliError> {
     let now = SystemClock.now();
     let mut dev: Device = Engine::new(config, SoftwareKeys(OsRng), OsRng, now);
     let mut console = Console::default();
-    for (r, e) in persist::restore(&mut dev, &store, now) {
+    for (r, e) in persist::restore(&mut dev, &store, now, persist::Restart::Resume) {
         eprintln!("warning: the {} record was not restored: {e}", r.name());
     }
     while let Some(e) = dev.poll_event() {

@@ -42,12 +42,24 @@ pub fn save<K: KeyProvider, R: RngCore + CryptoRng, const M: usize>(
     Ok(n)
 }
 
-/// Restores every record found into a fresh engine, then finishes the restore. Returns the
-/// records that could not be restored and why (the engine also emits an event for each).
+/// What the restart that precedes a restore was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    /// The product reloaded (power cycle, reboot): open reports close as `ProductReload`.
+    Reload,
+    /// Only this process restarted on the same state (each `slup device` command): the
+    /// product never stopped, open reports stay open.
+    Resume,
+}
+
+/// Restores every record found into a fresh engine, then finishes the restore as `restart`
+/// says. Returns the records that could not be restored and why (the engine also emits an
+/// event for each).
 pub fn restore<K: KeyProvider, R: RngCore + CryptoRng, const M: usize>(
     engine: &mut Engine<K, R, M>,
     store: &FileStore,
     now: Timestamp,
+    restart: Restart,
 ) -> Vec<(Record, HostError)> {
     let mut lost = Vec::new();
     for r in Record::ALL {
@@ -61,7 +73,10 @@ pub fn restore<K: KeyProvider, R: RngCore + CryptoRng, const M: usize>(
             Err(e) => lost.push((r, e)),
         }
     }
-    engine.finish_restore(now);
+    match restart {
+        Restart::Reload => engine.finish_restore(now),
+        Restart::Resume => engine.finish_resume(now),
+    }
     lost
 }
 

@@ -347,7 +347,12 @@ fn state_saved_by_the_driver_survives_a_reboot() {
     assert!(slup_host::persist::any(&store).unwrap());
     // Reboot: a fresh engine with the same configuration, restored from the files.
     let mut dev = device(&url, "9PJK8D70CNB");
-    let lost = slup_host::persist::restore(&mut dev, &store, SystemClock.now());
+    let lost = slup_host::persist::restore(
+        &mut dev,
+        &store,
+        SystemClock.now(),
+        slup_host::persist::Restart::Reload,
+    );
     assert!(lost.is_empty(), "{lost:?}");
     assert!(dev.trust().is_installed());
     assert_eq!(
@@ -379,7 +384,12 @@ fn state_saved_by_the_driver_survives_a_reboot() {
     bytes[last] ^= 1;
     std::fs::write(&path, bytes).unwrap();
     let mut dev = device(&url, "9PJK8D70CNB");
-    let lost = slup_host::persist::restore(&mut dev, &store, SystemClock.now());
+    let lost = slup_host::persist::restore(
+        &mut dev,
+        &store,
+        SystemClock.now(),
+        slup_host::persist::Restart::Reload,
+    );
     assert_eq!(lost.len(), 1);
     assert_eq!(lost[0].1.code, Code::RecordCorrupt);
     assert!(!dev.trust().is_installed());
