@@ -206,11 +206,15 @@ fn history_message_is_the_engine_history() {
         .unwrap();
     assert_eq!(shown, direct);
     assert!(shown.starts_with("Message History (oldest to newest):\n"));
-    // The 4 KiB arena keeps the newest exchanges: the trust request gave way, and says so.
-    assert!(shown.contains(
-        "<1 older entries evicted>\nTrust Establishment:\nRESPONSE: Nov 14 22:13:20 2023 UTC\n"
-    ));
+    // The default 1 KiB arena keeps the newest exchange, each body cut to its first 512 bytes
+    // and marked; the trust exchange gave way, and says so.
+    assert!(
+        shown.contains("<2 older entries evicted>\nTrust Establishment:\n  No past history\n"),
+        "{shown}"
+    );
     assert!(shown.contains("Usage Reporting:\nREQUEST: Nov 15 06:13:20 2023 UTC\n"));
+    assert!(shown
+        .contains("<truncated: showing 512 of 1775 bytes>\nRESPONSE: Nov 15 06:13:20 2023 UTC\n"));
 }
 
 /// `show license status` after trust with the custom policy, usage and its ACK.

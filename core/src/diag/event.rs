@@ -363,9 +363,14 @@ impl<const D: usize> fmt::Display for EventLine<'_, D> {
 
 /// The newest `N` events, oldest first; a full log overwrites its oldest event and counts it.
 ///
+/// Every event pushed gets the next *sequence number* (0, 1, 2, …, never reused, not even
+/// after [`clear`](Self::clear)), so a reader can keep its place with a single `u64` instead of
+/// a copy of the events it has not read yet: [`get`](Self::get) finds an event by number while
+/// the log still keeps it. The engine's event queue is such a cursor.
+///
 /// With `N = 0` nothing is kept and every event is counted as overwritten. Memory:
-/// `N × size_of::<Event<D>>()`, about `D + 48` bytes per event (4.5 KiB at the defaults on a
-/// 64-bit host).
+/// `N × size_of::<Event<D>>()` plus 24 bytes: 80 bytes per event at the default detail length
+/// on a 32-bit target (96 on a 64-bit host).
 #[derive(Clone, Debug)]
 pub struct EventLog<const N: usize = DEFAULT_EVENTS, const D: usize = DEFAULT_DETAIL_LEN> {
     slots: [Option<Event<D>>; N],
@@ -373,6 +378,8 @@ pub struct EventLog<const N: usize = DEFAULT_EVENTS, const D: usize = DEFAULT_DE
     head: usize,
     len: usize,
     overwritten: u64,
+    /// Sequence number of the next event pushed.
+    next_seq: u64,
 }
 
 impl<const N: usize, const D: usize> Default for EventLog<N, D> {
@@ -389,7 +396,23 @@ impl<const N: usize, const D: usize> EventLog<N, D> {
             head: 0,
             len: 0,
             overwritten: 0,
+            next_seq: 0,
         }
+    }
+
+    /// A log holding `first` (sequence number 0), as one value: lets a constructor build its
+    /// log in place instead of pushing onto a copy.
+    pub const fn starting_with(first: Event<D>) -> Self {
+        let mut log = Self::new();
+        match log.slots.first_mut() {
+            Some(slot) => {
+                *slot = Some(first);
+                log.len = 1;
+            }
+            None => log.overwritten = 1,
+        }
+        log.next_seq = 1;
+        log
     }
 
     /// Most events kept.
@@ -415,6 +438,7 @@ impl<const N: usize, const D: usize> EventLog<N, D> {
     /// Appends `event`; when the log is full, the oldest event is overwritten, counted, and
     /// returned.
     pub fn push(&mut self, event: Event<D>) -> Option<Event<D>> {
+        self.next_seq = self.next_seq.saturating_add(1);
         if N == 0 {
             self.overwritten = self.overwritten.saturating_add(1);
             return Some(event);
@@ -452,9 +476,29 @@ impl<const N: usize, const D: usize> EventLog<N, D> {
         self.iter().next_back()
     }
 
-    /// Forgets every event and resets the overwrite count.
+    /// Forgets every event and resets the overwrite count; sequence numbers carry on.
     pub fn clear(&mut self) {
-        *self = Self::new();
+        *self = EventLog {
+            next_seq: self.next_seq,
+            ..Self::new()
+        };
+    }
+
+    /// Sequence number the next event pushed will get (events pushed so far, saturating).
+    pub const fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Sequence number of the oldest event kept ([`next_seq`](Self::next_seq) when empty).
+    pub const fn oldest_seq(&self) -> u64 {
+        self.next_seq.saturating_sub(self.len as u64)
+    }
+
+    /// The event with sequence number `seq`, while the log keeps it.
+    pub fn get(&self, seq: u64) -> Option<&Event<D>> {
+        let age = seq.checked_sub(self.oldest_seq())?;
+        let i = usize::try_from(age).ok().filter(|i| *i < self.len)?;
+        self.slots.get(self.index(i)).and_then(Option::as_ref)
     }
 
     /// Writes one syslog line per event, oldest first:
@@ -479,5 +523,51 @@ impl<const N: usize, const D: usize> EventLog<N, D> {
         } else {
             j
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn days(e: Option<&Event<8>>) -> Option<u32> {
+        match e?.kind {
+            EventKind::ReportingRequired { days } => Some(days),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_find_events_while_kept() {
+        let mut log: EventLog<3, 8> = EventLog::new();
+        assert_eq!((log.oldest_seq(), log.next_seq()), (0, 0));
+        assert!(log.get(0).is_none());
+        for d in 0..5u32 {
+            log.record(Timestamp(0), EventKind::ReportingRequired { days: d }, "");
+        }
+        // Events 0 and 1 were overwritten; 2, 3 and 4 are kept under their numbers.
+        assert_eq!((log.oldest_seq(), log.next_seq()), (2, 5));
+        assert_eq!(days(log.get(1)), None);
+        assert_eq!(days(log.get(2)), Some(2));
+        assert_eq!(days(log.get(4)), Some(4));
+        assert_eq!(days(log.get(5)), None);
+        assert_eq!(days(log.get(u64::MAX)), None);
+        // Numbers are never reused, not even after a clear.
+        log.clear();
+        assert_eq!((log.oldest_seq(), log.next_seq(), log.len()), (5, 5, 0));
+        log.record(Timestamp(0), EventKind::ReportingRequired { days: 9 }, "");
+        assert_eq!(days(log.get(5)), Some(9));
+        assert_eq!(days(log.get(4)), None);
+    }
+
+    #[test]
+    fn starting_with_is_one_push() {
+        let first = Event::new(Timestamp(7), EventKind::AgentReady);
+        let log: EventLog<2, 8> = EventLog::starting_with(first);
+        assert_eq!((log.len(), log.next_seq(), log.overwritten()), (1, 1, 0));
+        assert_eq!(log.get(0), Some(&first));
+        let none: EventLog<0, 8> = EventLog::starting_with(first);
+        assert_eq!((none.len(), none.next_seq(), none.overwritten()), (0, 1, 1));
+        assert!(none.get(0).is_none());
     }
 }

@@ -206,8 +206,12 @@ impl fmt::Display for Category {
     }
 }
 
-/// Default capacity, in bytes, of the free text attached to an event or a failure reason.
-pub const DEFAULT_DETAIL_LEN: usize = 96;
+/// Default capacity, in bytes, of the free text attached to an event (the engine's events use
+/// it). 52 is the most that keeps an [`Event`](event::Event) at 80 bytes on a 32-bit target,
+/// and holds the engine's own texts and short service messages whole (`Invalid
+/// ProductInstanceIdentifier`); longer text is cut and marked. The service's full message also
+/// goes into the communication statistics and the message history.
+pub const DEFAULT_DETAIL_LEN: usize = 52;
 
 /// A short piece of free text in a fixed buffer of `N` bytes: a host name, a service message,
 /// a reason.

@@ -8,10 +8,19 @@ use crate::crypto::PublicKey;
 use crate::error::Code;
 use crate::types::{Role, Udi};
 
-/// Longest URL accepted.
+/// HA units a configuration (and the engine: its installed trust and pending keys) holds by
+/// default: an active/standby pair. Each unit costs about 140 bytes here and 1.1 KiB in the
+/// engine with software keys (a trust code, a key, a pending key) on a 32-bit target. The wire
+/// allows up to [`MAX_HA_MEMBERS`](crate::msg::MAX_HA_MEMBERS) units; a bigger group sets the
+/// `MEMBERS` parameter of [`Config`] and [`Engine`](crate::engine::Engine).
+pub const DEFAULT_MEMBERS: usize = 2;
+/// Longest URL accepted (164 bytes of RAM).
 pub const MAX_URL_LEN: usize = 160;
-/// Longest software version or software tag kept.
+/// Longest software tag kept (100 bytes of RAM), e.g.
+/// `regid.2018-05.com.cisco.WLC_9500C,1.0`.
 pub const MAX_SOFTWARE_LEN: usize = 96;
+/// Longest software version kept (36 bytes of RAM), e.g. `17.09.02`.
+pub const MAX_SOFTWARE_VERSION_LEN: usize = 32;
 /// Longest UDI part kept (the wire allows 64).
 pub const MAX_UDI_LEN: usize = 64;
 
@@ -32,6 +41,12 @@ pub const DEFAULT_COMM_RETRY_S: u32 = 3600;
 pub const DEFAULT_MAX_CLOCK_SKEW_MS: u64 = 3_600_000;
 /// Warn this many days before the ACK deadline (`REPORTING_REQUIRED`).
 pub const DEFAULT_REPORTING_WARNING_DAYS: u16 = 14;
+
+/// A software version or tag: a valid wire identifier that fits in `N` bytes.
+fn text<const N: usize>(s: &str) -> Result<heapless::String<N>, Code> {
+    crate::types::Ident::new(s)?;
+    heapless::String::try_from(s).map_err(|_| Code::InvalidValue)
+}
 
 /// How the device reaches its service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,11 +130,11 @@ impl Default for Intervals {
 
 /// The whole configuration.
 #[derive(Clone, Debug)]
-pub struct Config<const MEMBERS: usize = { crate::msg::MAX_HA_MEMBERS }> {
+pub struct Config<const MEMBERS: usize = DEFAULT_MEMBERS> {
     /// The HA group; the first member is the active unit, whose UDI is the product's.
     pub members: heapless::Vec<Member, MEMBERS>,
     /// Software version, e.g. `17.09.02`.
-    pub software_version: heapless::String<MAX_SOFTWARE_LEN>,
+    pub software_version: heapless::String<MAX_SOFTWARE_VERSION_LEN>,
     /// ISO 19770-2 software tag.
     pub software_tag: heapless::String<MAX_SOFTWARE_LEN>,
     /// How to reach the service.
@@ -148,10 +163,6 @@ impl<const MEMBERS: usize> Config<MEMBERS> {
                 udi: OwnedUdi::new(pid, serial)?,
             })
             .map_err(|_| Code::CapacityExceeded)?;
-        let text = |s: &str| -> Result<heapless::String<MAX_SOFTWARE_LEN>, Code> {
-            crate::types::Ident::new(s)?;
-            heapless::String::try_from(s).map_err(|_| Code::InvalidValue)
-        };
         Ok(Config {
             members,
             software_version: text(software_version)?,

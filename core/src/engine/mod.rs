@@ -53,14 +53,26 @@ use self::reports::{ReportState, ReportStore};
 use self::trust::{KeyProvider, PendingKeys, Trust};
 use self::usage::{CloseReason, ReportContext, Usage, SAMPLE_INTERVAL_S};
 
-/// Events waiting for [`Engine::poll_event`]; older ones stay in the event log.
-pub const EVENT_QUEUE: usize = 8;
-/// Events kept in the log for `show logging`.
-pub const EVENT_LOG: usize = 16;
-/// Message history entries and bytes (bodies are truncated to half of it).
+// Capacities. The engine's RAM is DESIGN.md §6's budget (8 KiB on a Cortex-M4 at these
+// defaults); each constant says what it costs there (32-bit sizes; a 64-bit host needs more).
+// `examples/firmware` prints the measured size of every part.
+
+pub use self::config::DEFAULT_MEMBERS;
+
+/// Events the engine keeps, 80 bytes each (640 bytes). One log serves both `show logging`
+/// ([`Engine::event_log`]) and [`Engine::poll_event`]: the queue is a cursor into it, so an
+/// event stays available to poll until `EVENT_LOG` newer ones have pushed it out, and the
+/// overwrite count says how many went unseen.
+pub const EVENT_LOG: usize = 8;
+/// Message history entries, 32 bytes each (256 bytes), on top of [`HISTORY_BYTES`].
 pub const HISTORY_ENTRIES: usize = 8;
-/// Bytes of message history.
-pub const HISTORY_BYTES: usize = 4096;
+/// Bytes of message bodies in the history. A body longer than half of it is cut and marked, so
+/// the newest request and its answer always fit together: at 1 KiB, the first 512 bytes of
+/// each, which hold the signature and the header (type, nonce, status, message).
+pub const HISTORY_BYTES: usize = 1024;
+/// Bytes of the service's text kept with the last failure of each message kind (the code is
+/// always kept whole); the statistics take `5 × (STATS_REASON_LEN + 80) + 8` bytes (648).
+pub const STATS_REASON_LEN: usize = 48;
 /// One day in milliseconds.
 pub const DAY_MS: u64 = 86_400_000;
 /// Agent version announced in `connect_info`.
@@ -157,7 +169,7 @@ impl PolicyState {
 }
 
 /// The agent.
-pub struct Engine<K: KeyProvider, R, const MEMBERS: usize = { crate::msg::MAX_HA_MEMBERS }> {
+pub struct Engine<K: KeyProvider, R, const MEMBERS: usize = DEFAULT_MEMBERS> {
     config: Config<MEMBERS>,
     keys: K,
     rng: R,
@@ -179,10 +191,11 @@ pub struct Engine<K: KeyProvider, R, const MEMBERS: usize = { crate::msg::MAX_HA
     first_use: Option<Timestamp>,
     next_warning: Timestamp,
     comm_failing: bool,
-    events: heapless::Deque<Event, EVENT_QUEUE>,
+    /// Sequence number (in `log`) of the next event [`Engine::poll_event`] hands out.
+    events: u64,
     log: EventLog<EVENT_LOG>,
     history: MessageHistory<HISTORY_ENTRIES, HISTORY_BYTES>,
-    stats: CommStats,
+    stats: CommStats<STATS_REASON_LEN>,
     /// Digest of each persistence record as last saved (`None`: not saved yet).
     saved: [Option<u32>; persist::Record::ALL.len()],
 }
@@ -199,7 +212,12 @@ where
     /// A fresh agent (no trust, Cisco default policy) starting at `now`.
     pub fn new(config: Config<MEMBERS>, keys: K, rng: R, now: Timestamp) -> Self {
         let report_ms = secs_ms(config.intervals.report_s);
-        let mut e = Engine {
+        // With a CSLU, HELLO goes out at start and then with every report cycle.
+        let hello_due = (config.transport == TransportMode::Cslu).then_some(now);
+        // One struct expression and no call on a local copy, so that the compiler can build the
+        // engine where the caller keeps it (a static, on a device) rather than build it on the
+        // stack and copy it there.
+        Engine {
             config,
             keys,
             rng,
@@ -216,25 +234,17 @@ where
             next_report: now.add_millis(report_ms),
             report_now: false,
             trust_sync_due: false,
-            hello_due: None,
+            hello_due,
             last_ack: None,
             first_use: None,
             next_warning: now,
             comm_failing: false,
-            events: heapless::Deque::new(),
-            log: EventLog::new(),
+            events: 0,
+            log: EventLog::starting_with(Event::new(now, EventKind::AgentReady)),
             history: MessageHistory::new(),
             stats: CommStats::new(),
             saved: [None; persist::Record::ALL.len()],
-        };
-        e.emit(now, EventKind::AgentReady, "");
-        e.schedule_hello(now);
-        e
-    }
-
-    /// With a CSLU, HELLO goes out at start and then with every report cycle.
-    fn schedule_hello(&mut self, now: Timestamp) {
-        self.hello_due = (self.config.transport == TransportMode::Cslu).then_some(now);
+        }
     }
 
     // ---- read-only views ------------------------------------------------------------------
@@ -268,7 +278,7 @@ where
         &self.history
     }
     /// Communication statistics.
-    pub fn stats(&self) -> &CommStats {
+    pub fn stats(&self) -> &CommStats<STATS_REASON_LEN> {
         &self.stats
     }
     /// When the next usage report is due.
@@ -311,18 +321,17 @@ where
     // ---- events ---------------------------------------------------------------------------
 
     fn emit(&mut self, at: Timestamp, kind: EventKind, detail: &str) {
-        let event = Event::with_detail(at, kind, detail);
-        if self.events.is_full() {
-            // The log keeps everything; the queue only drops what the caller did not poll.
-            self.events.pop_front();
-        }
-        let _ = self.events.push_back(event);
-        self.log.push(event);
+        self.log.record(at, kind, detail);
     }
 
-    /// The next event for the platform's log.
+    /// The next event for the platform's log, oldest first. Events not polled before
+    /// [`EVENT_LOG`] newer ones pushed them out of the log are skipped (the log counts them
+    /// as overwritten).
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.events = self.events.max(self.log.oldest_seq());
+        let event = *self.log.get(self.events)?;
+        self.events = self.events.saturating_add(1);
+        Some(event)
     }
 
     fn peer(&self) -> Peer {

@@ -8,11 +8,19 @@
 use crate::error::Code;
 use crate::types::ReportId;
 
-/// Default number of closed reports held.
-pub const DEFAULT_REPORTS: usize = 8;
-/// Default bytes for their signed contents.
-pub const DEFAULT_REPORT_BYTES: usize = 8 * 1024;
-/// Longest rejection reason kept.
+/// Default number of closed reports held (96 bytes each on a 32-bit target, besides their
+/// bytes).
+pub const DEFAULT_REPORTS: usize = 4;
+/// Default bytes for their signed contents: four reports of an HA pair (4.5 KiB). A signed RUM
+/// report with a 75-byte entitlement tag is about 950 bytes for a single unit and 1,030 for a
+/// pair, plus about 50 per sub-device that joined or left; four is what an outage followed by
+/// a reload piles up (a usage change, a sync, the reload, the next sync). A product with more
+/// tags, or that must hold reports through long outages, raises it (`ReportStore<N, BYTES>`);
+/// when it is full, new usage stays in the open report and keeps counting rather than being
+/// dropped.
+pub const DEFAULT_REPORT_BYTES: usize = 4608;
+/// Longest rejection reason kept (longer ones are cut); the reference service's longest is 52
+/// bytes.
 pub const MAX_REASON_LEN: usize = 64;
 
 /// Where a closed report stands.
@@ -38,7 +46,7 @@ pub struct StoredReport {
     /// When it closed, Unix s.
     pub closed_s: u64,
     /// Why the service refused it.
-    pub reason: heapless::String<MAX_REASON_LEN>,
+    pub reason: heapless::String<MAX_REASON_LEN, u8>,
     off: usize,
     len: usize,
 }

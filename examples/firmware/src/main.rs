@@ -103,36 +103,45 @@ fn breakdown() {
     use slup_core::diag::stats::CommStats;
     use slup_core::engine::config::Config;
     use slup_core::engine::reports::ReportStore;
-    use slup_core::engine::trust::Trust;
+    use slup_core::engine::trust::{PendingKeys, Trust};
     use slup_core::engine::usage::Usage;
-    use slup_core::engine::{PolicyState, EVENT_LOG, EVENT_QUEUE, HISTORY_BYTES, HISTORY_ENTRIES};
+    use slup_core::engine::{
+        PolicyState, DEFAULT_MEMBERS, EVENT_LOG, HISTORY_BYTES, HISTORY_ENTRIES, STATS_REASON_LEN,
+    };
     use slup_core::nonce::NonceTracker;
 
-    let parts: [(&str, usize); 11] = [
+    let parts: [(&str, usize); 12] = [
         ("reports (closed, signed)", size_of::<ReportStore>()),
         (
             "message history",
             size_of::<MessageHistory<HISTORY_ENTRIES, HISTORY_BYTES>>(),
         ),
         ("usage (tags, open reports)", size_of::<Usage>()),
-        ("event log", size_of::<EventLog<EVENT_LOG>>()),
-        ("event queue", EVENT_QUEUE * size_of::<Event>()),
-        ("comm stats", size_of::<CommStats>()),
+        ("event log (and queue)", size_of::<EventLog<EVENT_LOG>>()),
+        ("comm stats", size_of::<CommStats<STATS_REASON_LEN>>()),
         ("config", size_of::<Config>()),
         (
             "trust (installed)",
-            size_of::<Trust<SoftwareSigner, { slup_core::msg::MAX_HA_MEMBERS }>>(),
+            size_of::<Trust<SoftwareSigner, DEFAULT_MEMBERS>>(),
         ),
+        (
+            "pending keys",
+            size_of::<PendingKeys<SoftwareSigner, DEFAULT_MEMBERS>>(),
+        ),
+        ("pending ID token", slup_core::types::MAX_TOKEN_LEN + 4),
         ("nonces", size_of::<NonceTracker>()),
         ("policy", size_of::<PolicyState>()),
-        (
-            "2 RNGs + pending key",
-            2 * size_of::<ChaCha20Rng>() + size_of::<SoftwareSigner>(),
-        ),
+        ("2 RNGs (ChaCha20)", 2 * size_of::<ChaCha20Rng>()),
     ];
+    let mut sum = 0;
     for (name, bytes) in parts {
         hprintln!("  {}: {} bytes", name, bytes);
+        sum += bytes;
     }
+    hprintln!(
+        "  rest (timers, in flight, poll id, saved digests, padding): {} bytes",
+        size_of::<Device>().saturating_sub(sum)
+    );
     // Decoded messages live on the stack while the engine handles them.
     hprintln!(
         "size_of::<SignedResponse>(): {} bytes (a decoded answer, on the stack)",
