@@ -43,7 +43,6 @@ pub mod json;
 pub mod net;
 pub mod msg;
 pub mod nonce;
-pub mod storage;
 pub mod types;
 
 #[cfg(feature = "server")]
