@@ -39,9 +39,9 @@ pub mod engine;
 pub mod envelope;
 pub mod error;
 pub mod json;
+pub mod msg;
 #[cfg(feature = "net")]
 pub mod net;
-pub mod msg;
 pub mod nonce;
 pub mod types;
 
