@@ -230,3 +230,44 @@ fn serve_prints_its_urls_logs_refusals_and_stops_cleanly() {
     drop(again.stdin.take());
     assert!(again.wait().unwrap().success());
 }
+
+#[test]
+fn instances_list_show_and_remove_a_trusted_device() {
+    use slup_core::types::Scope;
+    let dir = TempDir::new("cli-instances");
+    let srv = slup_server::Server::start(slup_server::ServerConfig::ephemeral(dir.db())).unwrap();
+    let token = srv.mint_token("Lab", 1, 30).unwrap();
+    let c = Client::new(srv.http_addr().unwrap(), "/cslu/v1/pi");
+    let mut dev = common::Device::new("9PJK8D70CNB", None, &srv.trust_anchor_sec1(), 41);
+    dev.trust(&token, Scope::Local);
+    dev.run(&c);
+    dev.report(3);
+    dev.run(&c);
+    let uuid = dev.e.trust().instance().unwrap().as_str().to_owned();
+    srv.shutdown();
+
+    let (code, list, _) = run(&dir, &["instances", "list"]);
+    assert_eq!(code, 0);
+    assert!(
+        list.contains(&uuid) && list.contains("active") && list.contains("SN:9PJK8D70CNB"),
+        "{list}"
+    );
+    let (code, show, _) = run(&dir, &["instances", "show", &uuid]);
+    assert_eq!(code, 0);
+    assert!(
+        show.contains("Demo SA / Lab") && show.contains("count 3"),
+        "{show}"
+    );
+    let (code, out, err) = run(&dir, &["instances", "remove", &uuid]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("removed"));
+    let (_, show, _) = run(&dir, &["instances", "show", &uuid]);
+    assert!(show.contains("removed (RMA)"), "{show}");
+
+    // The device is refused by the restarted service.
+    let srv = slup_server::Server::start(slup_server::ServerConfig::ephemeral(dir.db())).unwrap();
+    dev.report(4);
+    let sent = dev.run(&Client::new(srv.http_addr().unwrap(), "/cslu/v1/pi"));
+    assert!(sent.iter().any(|(_, status)| *status == 403), "{sent:?}");
+    srv.shutdown();
+}
