@@ -66,7 +66,7 @@ fn bad(status: u16, code: Code, message: impl Into<String>) -> ReadError {
 /// The socket's read timeout makes reads return periodically; `give_up(in_request)` then
 /// decides: `false` waits on. Giving up before the first byte is [`ReadError::Idle`] (the
 /// normal end of an idle keep-alive connection); inside a request it is a `408`.
-pub fn read_request<S: Read>(
+pub fn read_request<S: Read + Write>(
     stream: &mut S,
     buf: &mut Vec<u8>,
     max_body: usize,
@@ -153,6 +153,7 @@ pub fn read_request<S: Read>(
     let mut authorization = None;
     let mut connection = None;
     let mut chunked = false;
+    let mut expect_continue = false;
     for h in req.headers.iter() {
         let value = String::from_utf8_lossy(h.value).trim().to_owned();
         if h.name.eq_ignore_ascii_case("content-length") {
@@ -179,6 +180,8 @@ pub fn read_request<S: Read>(
             connection = Some(value.to_ascii_lowercase());
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = true;
+        } else if h.name.eq_ignore_ascii_case("expect") {
+            expect_continue = value.eq_ignore_ascii_case("100-continue");
         }
     }
     let close = match connection.as_deref() {
@@ -215,6 +218,13 @@ pub fn read_request<S: Read>(
     // The head is consumed; whatever follows it is the body (and maybe the next request).
     let mut rest = buf.split_off(head_len);
     std::mem::swap(buf, &mut rest);
+    // curl and others wait for this before sending a larger body.
+    if expect_continue && buf.len() < body_len {
+        stream
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .and_then(|()| stream.flush())
+            .map_err(ReadError::Io)?;
+    }
     while buf.len() < body_len {
         match stream.read(&mut chunk) {
             Ok(0) => {

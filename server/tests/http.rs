@@ -436,3 +436,24 @@ fn the_server_reads_what_it_is_sent_byte_by_byte() {
     assert!(s.read_to_end(&mut rest).is_err() && rest.is_empty());
     srv.shutdown();
 }
+
+#[test]
+fn expect_100_continue_is_honoured() {
+    let dir = TempDir::new("continue");
+    let srv = Server::start(quiet(&dir)).unwrap();
+    let mut s = connect(&srv);
+    s.write_all(
+        b"POST /cslu/v1/pi HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 8\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let mut interim = Vec::new();
+    let mut byte = [0u8; 1];
+    while !interim.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        interim.push(byte[0]);
+    }
+    assert_eq!(interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    let r = raw_exchange(&mut s, b"not json").unwrap();
+    expect(&r, 400, Code::JsonSyntax);
+    srv.shutdown();
+}
