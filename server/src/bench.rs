@@ -62,6 +62,23 @@ pub struct BenchResult {
     pub messages: u64,
     /// Wall time of the timed phase.
     pub elapsed: Duration,
+    /// CPU time the whole process (server and clients) used in the timed phase, where the
+    /// platform tells (Linux `/proc/self/stat`).
+    pub cpu: Option<Duration>,
+}
+
+/// CPU time used by this process so far (user + system), from `/proc/self/stat` (Linux).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(Duration::from_millis(
+        utime.saturating_add(stime).saturating_mul(10),
+    ))
 }
 
 impl BenchResult {
@@ -80,6 +97,14 @@ impl fmt::Display for BenchResult {
             self.reports, self.messages, o.per_message, o.devices, o.threads, o.durability
         )?;
         writeln!(f, "elapsed {:.3} s", self.elapsed.as_secs_f64())?;
+        if let Some(cpu) = self.cpu {
+            writeln!(
+                f,
+                "CPU {:.3} s (server and clients): {:.0} reports per CPU-second",
+                cpu.as_secs_f64(),
+                self.reports as f64 / cpu.as_secs_f64().max(1e-9)
+            )?;
+        }
         write!(
             f,
             "{:.0} reports/s verified and durably stored ({:.0} messages/s)",
@@ -385,6 +410,7 @@ fn run_in(o: &BenchOptions, dir: &std::path::Path) -> Result<BenchResult, Error>
     }
     drop(s);
 
+    let cpu0 = process_cpu();
     let start = Instant::now();
     let handles: Vec<_> = per_thread
         .into_iter()
@@ -398,6 +424,7 @@ fn run_in(o: &BenchOptions, dir: &std::path::Path) -> Result<BenchResult, Error>
         );
     }
     let elapsed = start.elapsed();
+    let cpu = process_cpu().zip(cpu0).map(|(b, a)| b.saturating_sub(a));
     let (stored, _) = srv.with_backend(|b| b.store().totals())?;
     srv.shutdown();
     if stored != reports {
@@ -411,5 +438,6 @@ fn run_in(o: &BenchOptions, dir: &std::path::Path) -> Result<BenchResult, Error>
         reports,
         messages: (o.devices * o.messages) as u64,
         elapsed,
+        cpu,
     })
 }

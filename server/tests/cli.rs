@@ -271,3 +271,42 @@ fn instances_list_show_and_remove_a_trusted_device() {
     assert!(sent.iter().any(|(_, status)| *status == 403), "{sent:?}");
     srv.shutdown();
 }
+
+#[test]
+fn bench_runs_a_small_load_and_checks_every_ack() {
+    let out = bin()
+        .args([
+            "bench",
+            "--threads",
+            "2",
+            "--devices",
+            "3",
+            "--messages",
+            "2",
+            "--per-message",
+            "4",
+            "--durability",
+            "normal",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("24 reports in 6 messages (4 per message) from 3 devices"),
+        "{text}"
+    );
+    assert!(
+        text.contains("reports/s verified and durably stored"),
+        "{text}"
+    );
+    let out = bin()
+        .args(["bench", "--per-message", "65"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
