@@ -92,7 +92,12 @@ impl Shared {
     fn log(&self, peer: SocketAddr, what: Option<(&str, &str)>, status: u16, detail: &str) {
         if self.log {
             let (method, path) = what.unwrap_or(("-", "-"));
-            eprintln!("slup-server: {peer} {method} {path} -> {status} {detail}");
+            // Status 0: no answer was sent (connection failure, dropped answer).
+            if status == 0 {
+                eprintln!("slup-server: {peer} {method} {path} -> no answer: {detail}");
+            } else {
+                eprintln!("slup-server: {peer} {method} {path} -> {status} {detail}");
+            }
         }
     }
 
