@@ -420,3 +420,49 @@ fn stored_report_count_is_visible_to_the_trait() {
     });
     srv.shutdown();
 }
+
+#[test]
+fn https_from_pem_files_serves_a_device() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let dir = TempDir::new("pem");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let (cert, key) = (dir.0.join("cert.pem"), dir.0.join("key.pem"));
+    std::fs::write(&cert, leaf.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    let mut cfg = ServerConfig::ephemeral(dir.db());
+    cfg.https = Some((
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        slup_server::TlsSource::Pem { cert, key },
+    ));
+    let srv = Server::start(cfg).unwrap();
+    assert_eq!(srv.ca_cert_der(), None, "the operator holds the CA");
+    let mut c = Client::new(srv.https_addr().unwrap(), "/SmartTransport");
+    c.tls = Some(tls_trusting(ca.der()));
+    let token = srv.mint_token("Lab", 1, 30).unwrap();
+    let mut dev = Device::new("9PJK8D70CNB", None, &srv.trust_anchor_sec1(), 12);
+    dev.trust(&token, Scope::Local);
+    dev.run(&c);
+    assert!(dev.e.trust().is_installed(), "{:?}", dev.events);
+    srv.shutdown();
+
+    // A key file that is not PEM is refused at start with the file named.
+    let mut cfg = ServerConfig::ephemeral(dir.db());
+    let bad = dir.0.join("bad.pem");
+    std::fs::write(&bad, "nothing here").unwrap();
+    cfg.https = Some((
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        slup_server::TlsSource::Pem {
+            cert: dir.0.join("cert.pem"),
+            key: bad,
+        },
+    ));
+    let e = Server::start(cfg).unwrap_err();
+    assert!(e.to_string().contains("bad.pem"), "{e}");
+}
