@@ -18,7 +18,7 @@ use slup_core::diag::event::{Event, EventKind};
 use slup_core::diag::MessageKind;
 use slup_core::engine::config::Config;
 use slup_core::engine::trust::SoftwareKeys;
-use slup_core::engine::{Command, Engine, Outcome};
+use slup_core::engine::{Command, Engine, Outcome, Transmit};
 use slup_core::types::{Scope, Timestamp};
 use slup_core::Code;
 
@@ -189,16 +189,31 @@ fn exchange(
     link: &mut impl Link,
     step: &'static str,
 ) -> Result<usize, Failure> {
-    let Some(t) = dev.poll_transmit(now, buf) else {
+    let Some(t) = transmit(dev, now, buf) else {
         return Err(Failure { step, code: None });
     };
     let request = buf.get(..t.len).ok_or(Failure { step, code: None })?;
     let answer = link
         .exchange(now, n, t.kind, request, out)
         .map_err(fail(step))?;
-    dev.handle_response(now, answer)
-        .map_err(|e| fail(step)(e.code()))?;
+    respond(dev, now, answer).map_err(|e| fail(step)(e.code()))?;
     Ok(t.len)
+}
+
+// A driver calls the engine's entry points from different places (a send task, a receive
+// callback), so their stack frames follow one another. Inlined into one function here, the
+// compiler would give that function the sum of both frames rather than the larger of the two.
+
+/// `poll_transmit`, in a frame of its own.
+#[inline(never)]
+fn transmit(dev: &mut Device, now: Timestamp, buf: &mut [u8]) -> Option<Transmit> {
+    dev.poll_transmit(now, buf)
+}
+
+/// `handle_response`, in a frame of its own.
+#[inline(never)]
+fn respond(dev: &mut Device, now: Timestamp, answer: &[u8]) -> Result<(), slup_core::Error> {
+    dev.handle_response(now, answer)
 }
 
 fn drain(dev: &mut Device, link: &mut impl Link, s: &mut Summary) {
