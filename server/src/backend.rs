@@ -118,20 +118,43 @@ impl Backend {
 
     /// [`Backend::handle`] at a given time.
     pub fn handle_at(&mut self, now: Timestamp, body: &[u8]) -> Answer {
+        if let Err(e) = self.begin_batch() {
+            return storage_answer(e);
+        }
+        let answer = self.handle_in_batch(now, body);
+        match self.commit_batch() {
+            Ok(()) => answer,
+            Err(e) => storage_answer(e),
+        }
+    }
+
+    /// Opens a batch transaction for [`Backend::handle_in_batch`] (see [`crate::commit`]).
+    pub fn begin_batch(&mut self) -> Result<(), (Code, String)> {
+        self.svc.store_mut().begin().map_err(|code| {
+            let detail = self.store().take_last_error().unwrap_or_default();
+            (code, detail)
+        })
+    }
+
+    /// Answers one request inside the open batch: its writes are not durable until
+    /// [`Backend::commit_batch`] succeeds, and the answer must not leave before.
+    pub fn handle_in_batch(&mut self, now: Timestamp, body: &[u8]) -> Answer {
         let mut out = vec![0u8; ANSWER_BUF];
-        if let Err(code) = self.svc.store_mut().begin() {
-            return storage_failure(self.store(), code);
-        }
         let Reply { http_status, len } = self.svc.handle(now, &mut self.rng, body, &mut out);
-        if let Err(code) = self.svc.store_mut().commit() {
-            self.svc.store_mut().rollback();
-            return storage_failure(self.store(), code);
-        }
         out.truncate(len);
         Answer {
             status: http_status,
             body: out,
         }
+    }
+
+    /// Commits the open batch; on failure rolls it back (nothing of it stays) and says why.
+    pub fn commit_batch(&mut self) -> Result<(), (Code, String)> {
+        self.svc.store_mut().commit().map_err(|code| {
+            let detail = self.store().take_last_error().unwrap_or_default();
+            self.svc.store_mut().rollback();
+            (code, detail)
+        })
     }
 
     /// Turns an offline usage file into its signed ACK file (one transaction).
@@ -315,8 +338,7 @@ impl Backend {
 }
 
 /// The `503` answer when the database refused a transaction.
-fn storage_failure(store: &SqliteStore, code: Code) -> Answer {
-    let detail = store.take_last_error().unwrap_or_default();
+fn storage_answer((code, detail): (Code, String)) -> Answer {
     Answer {
         status: 503,
         body: crate::http::error_json(code, &format!("service storage failed: {detail}")),

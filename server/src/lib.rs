@@ -8,6 +8,7 @@
 //! - [`backend`]: [`Backend`], the service with its key (kept in the database), randomness and
 //!   clock, and the operator's commands (tokens, policies, instances, RMA, offline ACK files);
 //! - [`http`]: HTTP/1.1 framing with `httparse`;
+//! - [`commit`]: the lock around the backend, with group commit;
 //! - [`listener`]: acceptors, connection threads, routing, checks, graceful shutdown;
 //! - [`tls`]: rustls (ring provider) with a generated CA or PEM files;
 //! - [`faults`]: test switches (drop, delay, truncate, corrupt, reject, foreign CA);
@@ -41,6 +42,7 @@
 pub mod backend;
 pub mod bench;
 pub mod client;
+pub mod commit;
 pub mod error;
 pub mod faults;
 pub mod http;
@@ -135,7 +137,7 @@ impl Server {
         backend.set_poll_delay(cfg.poll_delay);
         let trust_anchor = backend.trust_anchor_sec1();
         let shared = Arc::new(Shared {
-            backend: Arc::new(Mutex::new(backend)),
+            backend: commit::Committer::new(backend),
             shutdown: AtomicBool::new(false),
             active: AtomicUsize::new(0),
             max_connections: cfg.max_connections,
@@ -249,6 +251,16 @@ impl Running {
         self.trust_anchor.clone()
     }
 
+    /// Requests handled and batches committed (group commit) so far.
+    pub fn commit_stats(&self) -> commit::CommitStats {
+        self.shared.backend.stats()
+    }
+
+    /// Requests (and operator calls) waiting for the service lock right now.
+    pub fn queued_requests(&self) -> usize {
+        self.shared.backend.queued()
+    }
+
     /// Connections open right now.
     pub fn active_connections(&self) -> usize {
         self.shared.active.load(Ordering::SeqCst)
@@ -257,12 +269,7 @@ impl Running {
     /// Runs `f` on the service, holding its lock (administration and inspection while
     /// serving).
     pub fn with_backend<T>(&self, f: impl FnOnce(&mut Backend) -> T) -> T {
-        let mut b = self
-            .shared
-            .backend
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        f(&mut b)
+        self.shared.backend.with_backend(f)
     }
 
     /// Smart account "Demo SA", virtual account `va` (created if absent); returns the token

@@ -3,15 +3,15 @@
 //! injection, log lines, and graceful shutdown.
 //!
 //! **Concurrency and throughput.** Connections are read, parsed, TLS-decrypted and answered in
-//! parallel, but the [`Backend`] (the sans-IO service and its SQLite connection) sits behind
-//! one `Mutex`: requests are *handled* one at a time. Handling includes verifying every
-//! signature (one ECDSA P-256 verification per usage report plus one for the envelope), signing
-//! the answer and committing the request's transaction, so ingest throughput is bounded by one
-//! core's P-256 rate plus one commit per request, whatever the number of connections (a
-//! profile of `slup-server bench` spends about 80 % of its cycles in P-256 field arithmetic).
-//! The ways past it: verify before taking the lock (split `Service::handle` into a pure
-//! check phase and a store phase), and group commit (one fsync for the requests that arrived
-//! during the previous one).
+//! parallel, but the [`crate::backend::Backend`] (the sans-IO service and its SQLite
+//! connection) sits behind one lock ([`Committer`]): requests are *handled* one at a time.
+//! Handling includes verifying every signature (one ECDSA P-256 verification per usage report
+//! plus one for the envelope) and signing the answer, so ingest throughput is bounded by one
+//! core's P-256 rate, whatever the number of connections (a profile of `slup-server bench`
+//! spends about 80 % of its cycles in P-256 field arithmetic). The fsync of each commit is
+//! shared by the requests queued meanwhile (group commit). The way past the bound is to verify
+//! before taking the lock: split `Service::handle` into a pure check phase, run in parallel,
+//! and a store phase.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use slup_core::msg::response::ErrorBody;
 use slup_core::Code;
 
-use crate::backend::{Answer, Backend};
+use crate::backend::Answer;
+use crate::commit::Committer;
 use crate::faults::{self, Injector};
 use crate::http::{self, ReadError, Request};
 
@@ -53,8 +54,8 @@ pub fn is_endpoint(path: &str) -> bool {
 
 /// What every connection thread shares.
 pub struct Shared {
-    /// The service.
-    pub backend: Arc<Mutex<Backend>>,
+    /// The service, behind its lock.
+    pub backend: Committer,
     /// Set when the server is stopping.
     pub shutdown: AtomicBool,
     /// Open connections.
@@ -156,10 +157,7 @@ impl Shared {
             );
             return (a, "Retry-After: 1\r\n", plan);
         }
-        let answer = {
-            let mut backend = self.backend.lock().unwrap_or_else(|p| p.into_inner());
-            backend.handle(&req.body)
-        };
+        let answer = self.backend.handle(&req.body);
         if answer.status != 200 {
             match ErrorBody::decode(&answer.body) {
                 Ok(e) => {

@@ -457,3 +457,32 @@ fn expect_100_continue_is_honoured() {
     expect(&r, 400, Code::JsonSyntax);
     srv.shutdown();
 }
+
+#[test]
+fn requests_queued_behind_the_lock_share_one_commit() {
+    const N: usize = 8;
+    let dir = TempDir::new("group");
+    let srv = Server::start(quiet(&dir)).unwrap();
+    let before = srv.commit_stats();
+    let c = client(&srv, "/cslu/v1/pi");
+    let threads = srv.with_backend(|_| {
+        // While the operator holds the service, N requests queue up behind it.
+        let threads: Vec<_> = (0..N)
+            .map(|_| {
+                let c = c.clone();
+                std::thread::spawn(move || c.post_json(b"{}").unwrap())
+            })
+            .collect();
+        while srv.queued_requests() < N {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        threads
+    });
+    for t in threads {
+        expect(&t.join().unwrap(), 400, Code::MissingField);
+    }
+    let after = srv.commit_stats();
+    assert_eq!(after.requests - before.requests, N as u64);
+    assert_eq!(after.commits - before.commits, 1, "{after:?}");
+    srv.shutdown();
+}
