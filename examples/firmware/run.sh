@@ -192,12 +192,15 @@ printf '%-34s %8d %12s\n' "  boot (config + Engine::new)" "$stack_boot" "($(kib 
 printf '%-34s %8d %12s\n' "  trust -> report -> ACK" "$stack_run" "($(kib "$stack_run"))"
 printf '%-34s %8d %12s\n' "peak stack, crypto baseline" "$b_stack" "($(kib "$b_stack"))"
 
-if [[ "$stack_verdict" != ok ]]; then
-    objdump="$(dirname "$size_tool")/llvm-objdump"
-    if [[ -x "$objdump" ]]; then
-        echo "--- largest stack frames of the agent image (static estimate: frames.py)"
-        ./frames.py "$agent_elf" --objdump "$objdump" --top 8
-    fi
+tools="$(dirname "$size_tool")"
+if [[ -x "$tools/llvm-nm" ]]; then
+    echo "--- flash by part: agent, crypto baseline, what the agent adds (flash.py)"
+    ./flash.py "$agent_elf" --baseline "$baseline_elf" --nm "$tools/llvm-nm" --size "$size_tool" \
+        --top 16
+fi
+if [[ "$stack_verdict" != ok && -x "$tools/llvm-objdump" ]]; then
+    echo "--- largest stack frames of the agent image (static estimate: frames.py)"
+    ./frames.py "$agent_elf" --objdump "$tools/llvm-objdump" --top 8
 fi
 
 if ((over > 0)); then
