@@ -251,7 +251,7 @@ impl Sink for Console {
     fn exchange(&mut self, x: &Exchange) {
         let verdict = match &x.outcome {
             Outcome::Applied => format!("HTTP {}, applied", x.http_status.unwrap_or(0)),
-            Outcome::Refused(c) => format!("answer refused: {c}"),
+            Outcome::Refused(e) => format!("answer refused: {e}"),
             Outcome::Failed(e) => format!("failed: {e}"),
         };
         println!("-> {} to {}: {verdict}", x.kind, x.url);
@@ -270,10 +270,10 @@ impl Console {
                 Outcome::Failed(e) => {
                     return Some(CliError::new(e.code, format!("{}: {}", x.kind, e.detail)))
                 }
-                Outcome::Refused(c) => {
+                Outcome::Refused(e) => {
                     return Some(CliError::new(
-                        *c,
-                        format!("{}: the answer was refused", x.kind),
+                        e.code,
+                        format!("{}: the answer was refused ({})", x.kind, e.detail),
                     ))
                 }
                 Outcome::Applied => {}

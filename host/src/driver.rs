@@ -5,13 +5,20 @@
 //! hands back either the answer (`handle_response`) or the precise reason none came
 //! (`handle_transport_error`). An HTTP error status is classified here: an unsigned error body
 //! from the service is `ServiceError` (its own code and message go to the sink), 407 is
-//! `ProxyAuthRequired`, other 4xx `HttpClientError`, 5xx `HttpServerError`. Events go to a
-//! [`Sink`] as they happen.
+//! `ProxyAuthRequired`, other 4xx `HttpClientError`, 5xx `HttpServerError`, each with the
+//! status line and an excerpt of the body. Events go to a [`Sink`] as they happen.
+//!
+//! The engine takes only the code of a transport failure (`handle_transport_error`), so its
+//! own event log and history say *which* failure without the specifics. The driver adds them
+//! to the events it forwards: a `COMM_FAILED` (or `TRUST_CODE_INSTALL_FAILED`) event caused by
+//! the exchange, without a detail of its own, gets the failure's detail (the host name, the
+//! address tried, the presented issuer, the status and body excerpt), cut to the event's
+//! detail size.
 
 use std::time::Duration;
 
 use rand_core::{CryptoRng, RngCore};
-use slup_core::diag::event::Event;
+use slup_core::diag::event::{Event, EventKind};
 use slup_core::diag::MessageKind;
 use slup_core::engine::trust::KeyProvider;
 use slup_core::engine::Engine;
@@ -37,8 +44,9 @@ pub enum Outcome {
     /// An answer arrived and the engine applied it (a `FAILED` status is applied too: the
     /// events say what the service refused).
     Applied,
-    /// An answer arrived and the engine refused it (bad signature, nonce, …).
-    Refused(Code),
+    /// An answer arrived and the engine refused it (bad signature, nonce, …): the engine's
+    /// code, and what the answer looked like.
+    Refused(HostError),
     /// No usable answer: why.
     Failed(HostError),
 }
@@ -111,7 +119,21 @@ pub fn classify_status(head: &Head, body: &[u8]) -> HostError {
         500..=599 => Code::HttpServerError,
         _ => Code::HttpClientError,
     };
-    HostError::new(code, format!("HTTP {}", head.status))
+    HostError::new(code, crate::transport::status_text(head, body))
+}
+
+/// What an answer the engine refused looked like: its status, type and start.
+fn refused(code: Code, head: &Head, body: &[u8]) -> HostError {
+    let kind = head.content_type.as_deref().unwrap_or("no Content-Type");
+    HostError::new(
+        code,
+        format!(
+            "HTTP {} {kind}, {} bytes: {}",
+            head.status,
+            body.len(),
+            crate::http::excerpt(body, 80)
+        ),
+    )
 }
 
 /// Pumps an engine: see the module documentation.
@@ -151,7 +173,27 @@ impl<T: Transport, C: Clock> Driver<T, C> {
         engine: &mut Engine<K, R, M>,
         sink: &mut impl Sink,
     ) -> bool {
-        while let Some(e) = engine.poll_event() {
+        self.settle_with(engine, sink, None)
+    }
+
+    /// [`Self::settle`], giving the failure `cause` to the failure events it caused.
+    fn settle_with<K: KeyProvider, R: RngCore + CryptoRng, const M: usize>(
+        &self,
+        engine: &mut Engine<K, R, M>,
+        sink: &mut impl Sink,
+        cause: Option<&HostError>,
+    ) -> bool {
+        while let Some(mut e) = engine.poll_event() {
+            if let Some(c) = cause {
+                let ours = matches!(
+                    e.kind,
+                    EventKind::CommFailed { cause, .. } | EventKind::TrustCodeInstallFailed { cause }
+                        if cause == c.code
+                );
+                if ours && e.detail.is_empty() && !c.detail.is_empty() {
+                    e = Event::with_detail(e.at, e.kind, &c.detail);
+                }
+            }
             sink.event(&e);
         }
         match &self.store {
@@ -201,13 +243,16 @@ impl<T: Transport, C: Clock> Driver<T, C> {
             }
         };
         let now = self.clock.now();
+        let mut cause = None;
         let failure = match result {
             Ok(head) if (200..300).contains(&head.status) => {
                 x.http_status = Some(head.status);
                 match engine.handle_response(now, &self.rx) {
                     Ok(()) => None,
                     Err(e) => {
-                        x.outcome = Outcome::Refused(e.code());
+                        let why = refused(e.code(), &head, &self.rx);
+                        cause = Some(why.clone());
+                        x.outcome = Outcome::Refused(why);
                         None
                     }
                 }
@@ -220,11 +265,12 @@ impl<T: Transport, C: Clock> Driver<T, C> {
         };
         if let Some(f) = failure {
             engine.handle_transport_error(now, f.code);
+            cause = Some(f.clone());
             x.outcome = Outcome::Failed(f);
         }
         // The exchange first, then the events its answer caused.
         sink.exchange(&x);
-        self.settle(engine, sink);
+        self.settle_with(engine, sink, cause.as_ref());
         Some(x)
     }
 

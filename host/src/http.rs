@@ -70,8 +70,56 @@ impl Deadline {
 pub struct Head {
     /// HTTP status code.
     pub status: u16,
+    /// The reason phrase (`Not Found`), possibly empty.
+    pub reason: String,
     /// `Content-Type`, if any.
     pub content_type: Option<String>,
+}
+
+/// At most `max` characters of a body for an operator to read: the text of an HTML page
+/// (tags dropped: a proxy's or captive portal's error page says who answered), whitespace
+/// collapsed, control characters and invalid UTF-8 shown as `?`.
+pub fn excerpt(body: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(body);
+    let html = text.trim_start().starts_with('<');
+    let mut out = String::new();
+    let mut in_tag = false;
+    let mut space = false;
+    for c in text.chars() {
+        if html {
+            match c {
+                '<' => {
+                    in_tag = true;
+                    space = !out.is_empty();
+                    continue;
+                }
+                '>' if in_tag => {
+                    in_tag = false;
+                    continue;
+                }
+                _ if in_tag => continue,
+                _ => {}
+            }
+        }
+        if c.is_whitespace() {
+            space = !out.is_empty();
+            continue;
+        }
+        if out.chars().count() >= max {
+            out.push('…');
+            return out;
+        }
+        if space {
+            out.push(' ');
+            space = false;
+        }
+        out.push(if c.is_control() || c == '\u{fffd}' {
+            '?'
+        } else {
+            c
+        });
+    }
+    out
 }
 
 enum Framing {
@@ -238,6 +286,7 @@ fn read_head<S: Stream>(
         match resp.parse(r.pending()) {
             Ok(httparse::Status::Complete(n)) => {
                 let status = resp.code.unwrap_or(0);
+                let reason = resp.reason.unwrap_or("").to_string();
                 let mut content_type = None;
                 let mut length: Option<usize> = None;
                 let mut chunked = false;
@@ -285,6 +334,7 @@ fn read_head<S: Stream>(
                 return Ok((
                     Head {
                         status,
+                        reason,
                         content_type,
                     },
                     framing,
@@ -459,6 +509,20 @@ mod tests {
                 assert!(head.status == 200 || head.status == 204);
             }
         }
+    }
+
+    #[test]
+    fn excerpts_show_the_text_an_operator_needs() {
+        assert_eq!(
+            excerpt(
+                b"<html><head><title>407 Proxy Authentication Required</title></head>\n<body><h1>Access denied</h1></body></html>",
+                80
+            ),
+            "407 Proxy Authentication Required Access denied"
+        );
+        assert_eq!(excerpt(b"{\"a\":\n  1}\x01\xff", 80), "{\"a\": 1}??");
+        assert_eq!(excerpt(b"abcdef", 3), "abc…");
+        assert_eq!(excerpt(b"", 3), "");
     }
 
     #[test]

@@ -2,12 +2,18 @@
 //! (`CONNECT` for HTTPS, absolute-form for HTTP, Basic credentials), optionally over TLS.
 //!
 //! Every step has its own code, so an operator can tell where the path breaks: DNS
-//! (`DnsFailure`, `ProxyDnsFailure`), TCP (`ConnectRefused`, `ProxyRefused`, `ConnectTimeout`),
-//! the proxy (`ProxyAuthRequired`), TLS (`TlsUnknownCa`, `TlsHostMismatch`, `TlsCertExpired`,
-//! `TlsHandshake`), then HTTP framing (see [`crate::http`]).
+//! (`DnsFailure`, `ProxyDnsFailure`, see [`crate::resolve`]), TCP (`ConnectRefused`,
+//! `ProxyRefused`, `ConnectTimeout`, see [`crate::connect`]), the proxy (`ProxyAuthRequired`,
+//! `ProxyRefused`), TLS (`TlsUnknownCa`, `TlsHostMismatch`, `TlsCertExpired`, `TlsHandshake`,
+//! with the presented chain named), then HTTP framing (see [`crate::http`]).
+//!
+//! Deadlines: resolving and connecting together take at most `connect_timeout +
+//! exchange_timeout` (each address at most `connect_timeout`); from the connection on, the
+//! proxy tunnel, the TLS handshake, the request and the whole response take at most
+//! `exchange_timeout`. Name resolution itself is the system's and is not bounded here.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,10 +21,13 @@ use base64ct::{Base64, Encoding};
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use slup_core::Code;
 
+use crate::cert::CertSummary;
+use crate::connect::{self, Connected, Source};
 use crate::error::{classify_io, HostError};
 use crate::http::{self, Deadline, Head, Stream};
-use crate::tls::{self, Roots};
-use crate::url::{split_host_port, Url};
+use crate::resolve::Resolver;
+use crate::tls::{self, Presented, Roots};
+use crate::url::{host_port, split_host_port, Url};
 
 /// Default bound on a TCP connect.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,6 +35,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default cap on a response body: the decoder's own input limit (1 MiB).
 pub const DEFAULT_MAX_RESPONSE: usize = slup_core::json::DEFAULT_LIMITS.max_input_len;
+/// Cap on the body of a proxy's refusal of `CONNECT` (read for the operator, then dropped).
+const MAX_PROXY_ERROR_BODY: usize = 16 * 1024;
 
 /// Something that can carry one request to the service and bring its answer back.
 pub trait Transport {
@@ -73,6 +84,11 @@ impl Proxy {
         })
     }
 
+    /// `host:port` (IPv6 in brackets).
+    pub fn authority(&self) -> String {
+        host_port(&self.host, self.port)
+    }
+
     fn authorization(&self) -> String {
         match &self.credentials {
             Some((u, p)) => format!(
@@ -97,6 +113,10 @@ pub struct HttpConfig {
     pub proxy: Option<Proxy>,
     /// Who may vouch for an HTTPS service.
     pub roots: Roots,
+    /// How names become addresses (host entries, DNS).
+    pub resolver: Resolver,
+    /// The local address connections come from.
+    pub source: Source,
 }
 
 impl Default for HttpConfig {
@@ -107,6 +127,8 @@ impl Default for HttpConfig {
             max_response: DEFAULT_MAX_RESPONSE,
             proxy: None,
             roots: Roots::WebPki,
+            resolver: Resolver::system(),
+            source: Source::Auto,
         }
     }
 }
@@ -115,12 +137,29 @@ impl Default for HttpConfig {
 #[derive(Debug)]
 pub struct HttpTransport {
     config: HttpConfig,
-    tls: Option<Arc<ClientConfig>>,
+    tls: Option<(Arc<ClientConfig>, Presented)>,
 }
 
-enum Conn {
+/// A connection to the service: plain TCP, or TLS over it.
+pub enum Conn {
+    /// Plain TCP.
     Plain(TcpStream),
+    /// TLS over TCP.
     Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    /// The negotiated TLS version and cipher suite, for TLS connections.
+    pub fn tls_parameters(&self) -> Option<String> {
+        match self {
+            Conn::Plain(_) => None,
+            Conn::Tls(s) => Some(format!(
+                "{:?}, {:?}",
+                s.conn.protocol_version()?,
+                s.conn.negotiated_cipher_suite()?.suite()
+            )),
+        }
+    }
 }
 
 impl Read for Conn {
@@ -172,73 +211,59 @@ impl HttpTransport {
         &self.config
     }
 
-    fn tls_config(&mut self) -> Result<Arc<ClientConfig>, HostError> {
+    /// The certificates the last HTTPS server presented, accepted or not.
+    pub fn presented(&self) -> Vec<CertSummary> {
+        self.tls
+            .as_ref()
+            .map(|(_, p)| p.summaries())
+            .unwrap_or_default()
+    }
+
+    fn tls_config(&mut self) -> Result<(Arc<ClientConfig>, Presented), HostError> {
         if let Some(c) = &self.tls {
             return Ok(c.clone());
         }
-        let c = self.config.roots.client_config()?;
+        let c = self.config.roots.recording_config()?;
         self.tls = Some(c.clone());
         Ok(c)
     }
 
-    fn connect(
+    /// The addresses of `host`: `DnsFailure`, or `ProxyDnsFailure` for the proxy's name.
+    pub fn resolve(
         &self,
         host: &str,
         port: u16,
         via_proxy: bool,
-        deadline: Deadline,
-    ) -> Result<TcpStream, HostError> {
-        let target = crate::url::host_port(host, port);
-        let addrs: Vec<SocketAddr> = match (host, port).to_socket_addrs() {
-            Ok(a) => a.collect(),
-            Err(e) => {
-                let code = if via_proxy {
-                    Code::ProxyDnsFailure
-                } else {
-                    Code::DnsFailure
-                };
-                return Err(HostError::new(code, format!("{host}: {e}")));
-            }
-        };
-        if addrs.is_empty() {
-            let code = if via_proxy {
-                Code::ProxyDnsFailure
+    ) -> Result<Vec<SocketAddr>, HostError> {
+        self.config.resolver.resolve(host, port).map_err(|why| {
+            if via_proxy {
+                HostError::new(Code::ProxyDnsFailure, format!("proxy {why}"))
             } else {
-                Code::DnsFailure
-            };
-            return Err(HostError::new(code, format!("{host}: no address")));
-        }
-        let mut last = HostError::new(Code::ConnectTimeout, target.clone());
-        for addr in addrs {
-            let left = deadline
-                .remaining("connecting")
-                .map_err(|_| HostError::new(Code::ConnectTimeout, target.clone()))?;
-            match TcpStream::connect_timeout(&addr, left.min(self.config.connect_timeout)) {
-                Ok(s) => {
-                    // Small requests: send them without waiting for Nagle.
-                    let _ = s.set_nodelay(true);
-                    return Ok(s);
-                }
-                Err(e) => {
-                    let code = match e.kind() {
-                        io::ErrorKind::ConnectionRefused if via_proxy => Code::ProxyRefused,
-                        io::ErrorKind::ConnectionRefused => Code::ConnectRefused,
-                        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
-                            Code::ConnectionReset
-                        }
-                        // Timed out, or no route to the host or network.
-                        _ => Code::ConnectTimeout,
-                    };
-                    let via = if via_proxy { "proxy " } else { "" };
-                    last = HostError::new(code, format!("{via}{addr}: {e}"));
-                }
+                HostError::new(Code::DnsFailure, why)
             }
-        }
-        Err(last)
+        })
+    }
+
+    /// Connects to the first of `addrs` that accepts (see [`crate::connect`]).
+    pub fn connect(
+        &self,
+        addrs: &[SocketAddr],
+        via_proxy: bool,
+        what: &str,
+        deadline: Deadline,
+    ) -> Result<Connected, HostError> {
+        connect::connect(
+            addrs,
+            &self.config.source,
+            self.config.connect_timeout,
+            deadline,
+            via_proxy,
+            what,
+        )
     }
 
     /// Opens a tunnel to `url` through the proxy with `CONNECT`.
-    fn tunnel(
+    pub fn tunnel(
         &self,
         tcp: &mut TcpStream,
         url: &Url,
@@ -250,34 +275,52 @@ impl HttpTransport {
             "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{}\r\n",
             proxy.authorization()
         );
-        http::write_all(tcp, deadline, head.as_bytes(), b"")?;
+        let what = format!("proxy {}: CONNECT {authority}", proxy.authority());
+        http::write_all(tcp, deadline, head.as_bytes(), b"")
+            .map_err(|e| HostError::new(Code::ProxyRefused, format!("{what}: {}", e.detail)))?;
         let mut body = Vec::new();
-        let answer = http::read_response(tcp, deadline, 0, &mut body, true).map_err(|e| {
-            HostError::new(
-                Code::ProxyRefused,
-                format!("CONNECT {authority}: {}", e.detail),
-            )
-        })?;
+        let answer = http::read_response(tcp, deadline, MAX_PROXY_ERROR_BODY, &mut body, true)
+            .map_err(|e| {
+                // A proxy that takes the connection and then says nothing in time is a
+                // timeout; any other failure to answer CONNECT is the proxy refusing.
+                let code = if e.code == Code::ReadTimeout {
+                    Code::ReadTimeout
+                } else {
+                    Code::ProxyRefused
+                };
+                HostError::new(code, format!("{what}: {}", e.detail))
+            })?;
+        let said = status_text(&answer, &body);
         match answer.status {
             200..=299 => Ok(()),
             407 => Err(HostError::new(
                 Code::ProxyAuthRequired,
-                format!("CONNECT {authority}: HTTP 407"),
+                format!(
+                    "{what}: {said}{}",
+                    if proxy.credentials.is_some() {
+                        " (credentials refused)"
+                    } else {
+                        " (no credentials configured)"
+                    }
+                ),
             )),
-            s => Err(HostError::new(
+            _ => Err(HostError::new(
                 Code::ProxyRefused,
-                format!("CONNECT {authority}: HTTP {s}"),
+                format!("{what}: {said}"),
             )),
         }
     }
 
-    fn handshake(
+    /// The TLS handshake over `tcp` for `url`'s host; certificate failures name the
+    /// presented chain.
+    pub fn handshake(
         &mut self,
         mut tcp: TcpStream,
         url: &Url,
         deadline: Deadline,
     ) -> Result<Conn, HostError> {
-        let config = self.tls_config()?;
+        let (config, presented) = self.tls_config()?;
+        presented.clear();
         let name = tls::server_name(&url.host)?;
         let mut conn = ClientConnection::new(config, name).map_err(|e| tls::classify(&e))?;
         while conn.is_handshaking() {
@@ -286,35 +329,27 @@ impl HttpTransport {
                 .map_err(|e| classify_io(&e, "TLS handshake"))?;
             if let Err(e) = conn.complete_io(&mut tcp) {
                 let mut err = classify_io(&e, "TLS handshake");
-                if matches!(err.code, Code::TruncatedBody | Code::ConnectionReset) {
-                    // The peer hung up mid-handshake: not a TLS server, or a middlebox.
+                if matches!(err.code, Code::TruncatedBody | Code::NoReply) {
+                    // The peer hung up mid-handshake: not a TLS server, or a middlebox. A
+                    // reset stays a reset.
                     err.code = Code::TlsHandshake;
                 }
-                return Err(err);
+                return Err(tls::explain(err, &url.host, &presented.summaries()));
             }
         }
         Ok(Conn::Tls(Box::new(StreamOwned::new(conn, tcp))))
     }
-}
 
-impl Transport for HttpTransport {
-    fn post(&mut self, url: &str, body: &[u8], response: &mut Vec<u8>) -> Result<Head, HostError> {
-        let url = Url::parse(url)?;
-        let deadline = Deadline::after(self.config.connect_timeout + self.config.exchange_timeout);
-        let proxy = self.config.proxy.clone();
-        let mut tcp = match &proxy {
-            None => self.connect(&url.host, url.port, false, deadline)?,
-            Some(p) => self.connect(&p.host, p.port, true, deadline)?,
-        };
-        let deadline = Deadline::after(self.config.exchange_timeout);
-        if let (Some(p), true) = (&proxy, url.tls) {
-            self.tunnel(&mut tcp, &url, p, deadline)?;
-        }
-        let mut conn = if url.tls {
-            self.handshake(tcp, &url, deadline)?
-        } else {
-            Conn::Plain(tcp)
-        };
+    /// Sends the `POST` and reads the answer, under `deadline`.
+    pub fn request(
+        &self,
+        conn: &mut Conn,
+        url: &Url,
+        body: &[u8],
+        response: &mut Vec<u8>,
+        deadline: Deadline,
+    ) -> Result<Head, HostError> {
+        let proxy = self.config.proxy.as_ref();
         let default_port = if url.tls { 443 } else { 80 };
         let host = if url.port != default_port {
             url.authority()
@@ -324,7 +359,7 @@ impl Transport for HttpTransport {
             url.host.clone()
         };
         // Plain HTTP through a proxy names the whole URL (absolute form).
-        let (target, proxy_auth) = match (&proxy, url.tls) {
+        let (target, proxy_auth) = match (proxy, url.tls) {
             (Some(p), false) => (
                 format!("http://{}{}", url.authority(), url.path),
                 p.authorization(),
@@ -338,28 +373,67 @@ impl Transport for HttpTransport {
             slup_core::engine::AGENT_VERSION,
             body.len()
         );
-        let sent = http::write_all(&mut conn, deadline, head.as_bytes(), body);
+        let sent = http::write_all(conn, deadline, head.as_bytes(), body);
         // A server may answer early and close (say, 413 for an oversize body): read first,
         // and report the write failure only when no answer came.
-        let answer = http::read_response(
-            &mut conn,
-            deadline,
-            self.config.max_response,
-            response,
-            false,
-        );
+        let answer = http::read_response(conn, deadline, self.config.max_response, response, false);
         let answer = match (sent, answer) {
             (_, Ok(a)) => a,
-            (Err(w), Err(_)) => return Err(w),
-            (Ok(()), Err(r)) => return Err(r),
+            (Err(w), Err(r)) if r.code == Code::NoReply => return Err(w),
+            (_, Err(r)) => return Err(r),
         };
-        if proxy.is_some() && answer.status == 407 {
+        if let (Some(p), 407) = (proxy, answer.status) {
             return Err(HostError::new(
                 Code::ProxyAuthRequired,
-                "HTTP 407 from the proxy",
+                format!(
+                    "proxy {}: {}",
+                    p.authority(),
+                    status_text(&answer, response)
+                ),
             ));
         }
         Ok(answer)
+    }
+}
+
+/// `HTTP 407 Proxy Authentication Required: <excerpt of the body>`.
+pub fn status_text(head: &Head, body: &[u8]) -> String {
+    let mut t = format!("HTTP {}", head.status);
+    if !head.reason.is_empty() {
+        t.push(' ');
+        t.push_str(&head.reason);
+    }
+    let ex = http::excerpt(body, 120);
+    if !ex.is_empty() {
+        t.push_str(": ");
+        t.push_str(&ex);
+    }
+    t
+}
+
+impl Transport for HttpTransport {
+    fn post(&mut self, url: &str, body: &[u8], response: &mut Vec<u8>) -> Result<Head, HostError> {
+        let url = Url::parse(url)?;
+        let deadline = Deadline::after(self.config.connect_timeout + self.config.exchange_timeout);
+        let proxy = self.config.proxy.clone();
+        let (host, port, via_proxy) = match &proxy {
+            None => (url.host.as_str(), url.port, false),
+            Some(p) => (p.host.as_str(), p.port, true),
+        };
+        let addrs = self.resolve(host, port, via_proxy)?;
+        let Connected { stream, .. } =
+            self.connect(&addrs, via_proxy, &host_port(host, port), deadline)?;
+        let mut tcp = stream;
+        let deadline = Deadline::after(self.config.exchange_timeout);
+        if let (Some(p), true) = (&proxy, url.tls) {
+            self.tunnel(&mut tcp, &url, p, deadline)?;
+        }
+        let mut conn = if url.tls {
+            self.handshake(tcp, &url, deadline)?
+        } else {
+            Conn::Plain(tcp)
+        };
+        self.request(&mut conn, &url, body, response, deadline)
     }
 }
 
