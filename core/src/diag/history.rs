@@ -69,11 +69,17 @@ struct Slot {
 }
 
 impl Slot {
+    /// An unused slot. Its value is never read; an empty body keeps the empty history all
+    /// zero bytes, which a constructor can clear in place rather than copy from flash.
     const EMPTY: Slot = Slot {
         at: Timestamp(0),
         direction: Direction::Request,
         category: Category::Message(MessageKind::TrustEstablishment),
-        stored: Stored::NoReply(Code::NoReply),
+        stored: Stored::Bytes {
+            start: 0,
+            len: 0,
+            original_len: 0,
+        },
     };
 
     const fn stored_len(&self) -> usize {

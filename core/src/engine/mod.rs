@@ -214,19 +214,19 @@ where
         let report_ms = secs_ms(config.intervals.report_s);
         // With a CSLU, HELLO goes out at start and then with every report cycle.
         let hello_due = (config.transport == TransportMode::Cslu).then_some(now);
-        // One struct expression and no call on a local copy, so that the compiler can build the
-        // engine where the caller keeps it (a static, on a device) rather than build it on the
-        // stack and copy it there.
+        // One struct expression, no call on a local copy, and the big parts as constants: so
+        // that the compiler can build the engine where the caller keeps it (a static, on a
+        // device), field by field, rather than build it on the stack and copy it there.
         Engine {
             config,
             keys,
             rng,
             clock: ClockMonitor::new(now),
-            nonces: NonceTracker::new(),
+            nonces: const { NonceTracker::new() },
             trust: Trust::default(),
             pending_trust: None,
-            usage: Usage::new(),
-            reports: ReportStore::new(),
+            usage: const { Usage::new() },
+            reports: const { ReportStore::new() },
             policy: PolicyState::cisco_default(),
             inflight: None,
             poll: None,
@@ -241,8 +241,8 @@ where
             comm_failing: false,
             events: 0,
             log: EventLog::starting_with(Event::new(now, EventKind::AgentReady)),
-            history: MessageHistory::new(),
-            stats: CommStats::new(),
+            history: const { MessageHistory::new() },
+            stats: const { CommStats::new() },
             saved: [None; persist::Record::ALL.len()],
         }
     }
