@@ -74,6 +74,8 @@ pub struct Head {
     pub reason: String,
     /// `Content-Type`, if any.
     pub content_type: Option<String>,
+    /// The challenge of `Proxy-Authenticate` or `WWW-Authenticate`, if any.
+    pub authenticate: Option<String>,
 }
 
 /// At most `max` characters of a body for an operator to read: the text of an HTML page
@@ -288,6 +290,7 @@ fn read_head<S: Stream>(
                 let status = resp.code.unwrap_or(0);
                 let reason = resp.reason.unwrap_or("").to_string();
                 let mut content_type = None;
+                let mut authenticate = None;
                 let mut length: Option<usize> = None;
                 let mut chunked = false;
                 let mut encoded = false;
@@ -298,6 +301,10 @@ fn read_head<S: Stream>(
                         .trim();
                     if name.eq_ignore_ascii_case("content-type") {
                         content_type = Some(value.to_string());
+                    } else if name.eq_ignore_ascii_case("proxy-authenticate")
+                        || name.eq_ignore_ascii_case("www-authenticate")
+                    {
+                        authenticate = Some(value.to_string());
                     } else if name.eq_ignore_ascii_case("content-length") {
                         let v: usize = value
                             .parse()
@@ -336,6 +343,7 @@ fn read_head<S: Stream>(
                         status,
                         reason,
                         content_type,
+                        authenticate,
                     },
                     framing,
                 ));

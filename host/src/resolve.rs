@@ -66,9 +66,7 @@ impl Resolver {
             return Ok(addrs.iter().map(|ip| SocketAddr::new(*ip, port)).collect());
         }
         if !self.dns {
-            return Err(format!(
-                "{host}: no DNS server configured and no host entry for it"
-            ));
+            return Err(format!("{host}: no DNS server configured, no host entry"));
         }
         match (host, port).to_socket_addrs() {
             Ok(a) => {

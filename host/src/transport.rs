@@ -293,7 +293,9 @@ impl HttpTransport {
         let said = status_text(&answer, &body);
         match answer.status {
             200..=299 => Ok(()),
-            407 => Err(HostError::new(
+            // A CONNECT is answered by the proxy itself: 401 is its refusal of the
+            // credentials too (tinyproxy answers a wrong password so).
+            401 | 407 => Err(HostError::new(
                 Code::ProxyAuthRequired,
                 format!(
                     "{what}: {said}{}",
@@ -382,15 +384,32 @@ impl HttpTransport {
             (Err(w), Err(r)) if r.code == Code::NoReply => return Err(w),
             (_, Err(r)) => return Err(r),
         };
-        if let (Some(p), 407) = (proxy, answer.status) {
-            return Err(HostError::new(
-                Code::ProxyAuthRequired,
-                format!(
-                    "proxy {}: {}",
-                    p.authority(),
-                    status_text(&answer, response)
-                ),
-            ));
+        if let Some(p) = proxy.filter(|_| !url.tls) {
+            // A license service never asks for Basic credentials and answers with its own
+            // error body; a proxy refusing ours may say 401 instead of 407 (tinyproxy does).
+            let basic = answer
+                .authenticate
+                .as_deref()
+                .is_some_and(|a| a.trim_start().to_ascii_lowercase().starts_with("basic"));
+            let from_proxy = answer.status == 407
+                || (answer.status == 401
+                    && basic
+                    && slup_core::msg::response::ErrorBody::decode(response).is_err());
+            if from_proxy {
+                return Err(HostError::new(
+                    Code::ProxyAuthRequired,
+                    format!(
+                        "proxy {}: {}{}",
+                        p.authority(),
+                        status_text(&answer, response),
+                        if p.credentials.is_some() {
+                            " (credentials refused)"
+                        } else {
+                            " (no credentials configured)"
+                        }
+                    ),
+                ));
+            }
         }
         Ok(answer)
     }
