@@ -32,8 +32,9 @@ mod replay {
 const TX_BYTES: usize = 8 * 1024;
 
 // The engine and the transmit buffer live in statics (.bss), as in a product: they are RAM the
-// integrator sets aside, not stack. `init_with` gives the compiler the chance to build the
-// engine in place; with `Engine::new` returning by value it does not (README: boot stack).
+// integrator sets aside, not stack. `Engine::new` is one struct expression whose big parts are
+// constants, so `init_with` lets the compiler build the engine in its static, field by field;
+// what boot still puts on the stack is the config, the RNGs and a few small parts (README).
 static ENGINE: StaticCell<Device> = StaticCell::new();
 static TX: ConstStaticCell<[u8; TX_BYTES]> = ConstStaticCell::new([0; TX_BYTES]);
 
