@@ -14,7 +14,7 @@
 //! - [`faults`]: test switches (drop, delay, truncate, corrupt, reject, foreign CA);
 //! - [`pull`]: CSLU-initiated mode, reading a device's REST API (with [`client`], a small
 //!   blocking HTTP(S) client);
-//! - [`bench`]: the ingest load generator behind `slup-server bench`.
+//! - [`bench`](mod@bench): the ingest load generator behind `slup-server bench`.
 
 //!
 //! Endpoints (all `POST`, `Content-Type: application/json`): `/licservice/license` (smart

@@ -30,7 +30,7 @@ use slup_core::server::store::{
 use slup_core::types::{ReportId, Role, Timestamp, TrustId, Udi};
 use slup_core::Code;
 
-/// The schema version this build writes ([`PRAGMA user_version`]).
+/// The schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// How hard a commit waits for the disk.
