@@ -4,7 +4,8 @@
 //! exchange it takes the request from `poll_transmit`, POSTs it to the configured URL, and
 //! hands back either the answer (`handle_response`) or the precise reason none came
 //! (`handle_transport_error`). An HTTP error status is classified here: an unsigned error body
-//! from the service is `ServiceError` (its own code and message go to the sink), 407 is
+//! from the service is `ServiceError` (its own code and message go to the sink) unless the
+//! status is 404 or 405 (a wrong URL: `HttpClientError`, the body still quoted), 407 is
 //! `ProxyAuthRequired`, other 4xx `HttpClientError`, 5xx `HttpServerError`, each with the
 //! status line and an excerpt of the body. Events go to a [`Sink`] as they happen.
 //!
@@ -106,8 +107,13 @@ pub fn classify_status(head: &Head, body: &[u8]) -> HostError {
         let message = err.message.unescape_into(&mut buf).unwrap_or("");
         // The body's number is kept exactly as received (ERRORS.md rules).
         let named = Code::from_number(err.code).map_or(String::new(), |c| format!(" {}", c.name()));
+        // No such endpoint or method: the URL is wrong, whoever says so.
+        let code = match head.status {
+            404 | 405 => Code::HttpClientError,
+            _ => Code::ServiceError,
+        };
         return HostError::new(
-            Code::ServiceError,
+            code,
             format!(
                 "HTTP {}: service error E{}{named}: {message}",
                 head.status, err.code

@@ -52,10 +52,11 @@ pub fn classify_io(e: &std::io::Error, what: &str) -> HostError {
     {
         return crate::tls::classify(tls);
     }
-    let code = match e.kind() {
-        ErrorKind::TimedOut | ErrorKind::WouldBlock => Code::ReadTimeout,
-        ErrorKind::UnexpectedEof => Code::TruncatedBody,
-        _ => Code::ConnectionReset,
-    };
-    HostError::new(code, format!("{what}: {e}"))
+    match e.kind() {
+        ErrorKind::TimedOut | ErrorKind::WouldBlock => {
+            HostError::new(Code::ReadTimeout, format!("no answer in time ({what})"))
+        }
+        ErrorKind::UnexpectedEof => HostError::new(Code::TruncatedBody, format!("{what}: {e}")),
+        _ => HostError::new(Code::ConnectionReset, format!("{what}: {e}")),
+    }
 }

@@ -76,6 +76,9 @@ pub struct Head {
     pub content_type: Option<String>,
     /// The challenge of `Proxy-Authenticate` or `WWW-Authenticate`, if any.
     pub authenticate: Option<String>,
+    /// The body of an error status was cut short (the peer closed or reset the connection
+    /// mid-page). The status still counts: an error page is read for the operator only.
+    pub cut: bool,
 }
 
 /// At most `max` characters of a body for an operator to read: the text of an HTML page
@@ -265,11 +268,24 @@ pub fn read_response<S: Stream>(
     };
     body.clear();
     loop {
-        let (head, framing) = read_head(&mut r, no_body)?;
+        let (mut head, framing) = read_head(&mut r, no_body)?;
         if (100..200).contains(&head.status) && head.status != 101 {
             continue;
         }
-        read_body(&mut r, framing, cap, body)?;
+        match read_body(&mut r, framing, cap, body) {
+            Ok(()) => {}
+            // A peer that refuses us (a proxy's 407, a gateway's 502) often closes without
+            // reading our request, which resets the connection under its own page: the
+            // status has arrived, and it is the answer.
+            Err(e)
+                if head.status >= 300
+                    && matches!(e.code, Code::ConnectionReset | Code::TruncatedBody) =>
+            {
+                head.cut = true;
+                return Ok(head);
+            }
+            Err(e) => return Err(e),
+        }
         if no_body && !r.pending().is_empty() {
             return Err(malformed("bytes after the head of a CONNECT answer"));
         }
@@ -344,6 +360,7 @@ fn read_head<S: Stream>(
                         reason,
                         content_type,
                         authenticate,
+                        cut: false,
                     },
                     framing,
                 ));

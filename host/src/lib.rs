@@ -6,6 +6,7 @@
 //! - [`resolve`]: host entries and DNS;
 //! - [`connect`]: TCP connects over every resolved address, from a chosen source address;
 //! - [`tls`]: certificate authorities and TLS failure codes;
+//! - [`tlsio`]: TLS over TCP with every socket operation under the deadline;
 //! - [`cert`]: summaries of presented certificates;
 //! - [`probe`]: reachability step by step (DNS, TCP, proxy, TLS, HTTP);
 //! - [`url`]: service URLs;
@@ -35,6 +36,7 @@ pub mod probe;
 pub mod resolve;
 pub mod store;
 pub mod tls;
+pub mod tlsio;
 pub mod transport;
 pub mod url;
 

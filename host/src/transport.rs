@@ -18,15 +18,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64ct::{Base64, Encoding};
-use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use rustls::{ClientConfig, ClientConnection};
 use slup_core::Code;
 
 use crate::cert::CertSummary;
 use crate::connect::{self, Connected, Source};
-use crate::error::{classify_io, HostError};
+use crate::error::HostError;
 use crate::http::{self, Deadline, Head, Stream};
 use crate::resolve::Resolver;
 use crate::tls::{self, Presented, Roots};
+use crate::tlsio::TlsStream;
 use crate::url::{host_port, split_host_port, Url};
 
 /// Default bound on a TCP connect.
@@ -145,7 +146,7 @@ pub enum Conn {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS over TCP.
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    Tls(Box<TlsStream>),
 }
 
 impl Conn {
@@ -153,11 +154,7 @@ impl Conn {
     pub fn tls_parameters(&self) -> Option<String> {
         match self {
             Conn::Plain(_) => None,
-            Conn::Tls(s) => Some(format!(
-                "{:?}, {:?}",
-                s.conn.protocol_version()?,
-                s.conn.negotiated_cipher_suite()?.suite()
-            )),
+            Conn::Tls(s) => s.parameters(),
         }
     }
 }
@@ -166,12 +163,7 @@ impl Read for Conn {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Conn::Plain(s) => s.read(buf),
-            // A peer that closes without close_notify ends the stream; the HTTP framing
-            // (length or chunks) then tells a complete answer from a cut one.
-            Conn::Tls(s) => match s.read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
-                r => r,
-            },
+            Conn::Tls(s) => s.read(buf),
         }
     }
 }
@@ -195,7 +187,7 @@ impl Stream for Conn {
     fn set_timeout(&mut self, d: Duration) -> io::Result<()> {
         match self {
             Conn::Plain(s) => s.set_timeout(d),
-            Conn::Tls(s) => s.sock.set_timeout(d),
+            Conn::Tls(s) => s.set_timeout(d),
         }
     }
 }
@@ -317,29 +309,18 @@ impl HttpTransport {
     /// presented chain.
     pub fn handshake(
         &mut self,
-        mut tcp: TcpStream,
+        tcp: TcpStream,
         url: &Url,
         deadline: Deadline,
     ) -> Result<Conn, HostError> {
         let (config, presented) = self.tls_config()?;
         presented.clear();
         let name = tls::server_name(&url.host)?;
-        let mut conn = ClientConnection::new(config, name).map_err(|e| tls::classify(&e))?;
-        while conn.is_handshaking() {
-            let left = deadline.remaining("during the TLS handshake")?;
-            tcp.set_timeout(left)
-                .map_err(|e| classify_io(&e, "TLS handshake"))?;
-            if let Err(e) = conn.complete_io(&mut tcp) {
-                let mut err = classify_io(&e, "TLS handshake");
-                if matches!(err.code, Code::TruncatedBody | Code::NoReply) {
-                    // The peer hung up mid-handshake: not a TLS server, or a middlebox. A
-                    // reset stays a reset.
-                    err.code = Code::TlsHandshake;
-                }
-                return Err(tls::explain(err, &url.host, &presented.summaries()));
-            }
+        let conn = ClientConnection::new(config, name).map_err(|e| tls::classify(&e))?;
+        match TlsStream::handshake(conn, tcp, deadline) {
+            Ok(s) => Ok(Conn::Tls(Box::new(s))),
+            Err(e) => Err(tls::explain(e, &url.host, &presented.summaries())),
         }
-        Ok(Conn::Tls(Box::new(StreamOwned::new(conn, tcp))))
     }
 
     /// Sends the `POST` and reads the answer, under `deadline`.
@@ -426,6 +407,9 @@ pub fn status_text(head: &Head, body: &[u8]) -> String {
     if !ex.is_empty() {
         t.push_str(": ");
         t.push_str(&ex);
+    }
+    if head.cut {
+        t.push_str(" [the page was cut short]");
     }
     t
 }

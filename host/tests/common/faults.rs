@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,7 @@ pub enum Toxic {
 pub struct FaultProxy {
     /// Its port on 127.0.0.1.
     pub port: u16,
+    toxic: Arc<Mutex<Toxic>>,
     up_bytes: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
@@ -72,13 +73,16 @@ impl FaultProxy {
         let port = l.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let up_bytes = Arc::new(AtomicUsize::new(0));
-        let (s, u) = (stop.clone(), up_bytes.clone());
+        let toxic = Arc::new(Mutex::new(toxic));
+        let (s, u, tx) = (stop.clone(), up_bytes.clone(), toxic.clone());
         let acceptor = std::thread::spawn(move || {
             let mut conns = Vec::new();
             while !s.load(Ordering::SeqCst) {
                 match l.accept() {
                     Ok((c, _)) => {
-                        let (t, s2, u2) = (toxic.clone(), s.clone(), u.clone());
+                        // Each connection gets the toxic in force when it arrives.
+                        let t = tx.lock().unwrap().clone();
+                        let (s2, u2) = (s.clone(), u.clone());
                         conns.push(std::thread::spawn(move || {
                             serve(c, upstream, &t, &s2, &u2);
                         }));
@@ -92,6 +96,7 @@ impl FaultProxy {
         });
         FaultProxy {
             port,
+            toxic,
             up_bytes,
             stop,
             acceptor: Some(acceptor),
@@ -101,6 +106,11 @@ impl FaultProxy {
     /// `127.0.0.1:port`.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Replaces the toxic for the connections that come next.
+    pub fn set_toxic(&self, toxic: Toxic) {
+        *self.toxic.lock().unwrap() = toxic;
     }
 
     /// Bytes received from devices so far.
@@ -132,6 +142,7 @@ struct Lane {
     next_write: Instant,
     eof: bool,
     shut: bool,
+    stalled: bool,
 }
 
 enum Verdict {
@@ -151,6 +162,7 @@ impl Lane {
             next_write: Instant::now(),
             eof: false,
             shut: false,
+            stalled: false,
         }
     }
 
@@ -215,7 +227,9 @@ impl Lane {
                     Toxic::Close(d, _) if *d == self.dir => return (wrote, Verdict::Close),
                     Toxic::Reset(d, _) if *d == self.dir => return (wrote, Verdict::Reset),
                     Toxic::Stall(d, _) if *d == self.dir => {
+                        // Silence from here on: not even the end of the stream.
                         self.queue.clear();
+                        self.stalled = true;
                         break;
                     }
                     Toxic::Slice(d, _, size, _) if *d == self.dir => limit = limit.min(*size),
@@ -240,7 +254,7 @@ impl Lane {
                 Err(_) => return (wrote, Verdict::Close),
             }
         }
-        if self.eof && self.queue.is_empty() && !self.shut {
+        if self.eof && self.queue.is_empty() && !self.shut && !self.stalled {
             let _ = dst.shutdown(Shutdown::Write);
             self.shut = true;
         }

@@ -35,7 +35,7 @@ pub struct Lab {
     pub server: Running,
     /// An ID token with uses to spare.
     pub token: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     serials: AtomicU32,
 }
 
@@ -51,9 +51,35 @@ impl Lab {
         Lab {
             server,
             token,
-            _dir: dir,
+            dir,
             serials: AtomicU32::new(1),
         }
+    }
+
+    /// A second server on the same database (same key, same trusted devices), configured by
+    /// `tune`: the same service behind a faulty front end.
+    pub fn twin(&self, tune: impl FnOnce(&mut ServerConfig)) -> Running {
+        let mut cfg = ServerConfig::ephemeral(self.dir.path().join("slup.db")).with_https();
+        cfg.log = false;
+        tune(&mut cfg);
+        Server::start(cfg).unwrap()
+    }
+
+    /// Reports the service has stored from the device with serial `serial`.
+    pub fn reports_of(&self, serial: &str) -> usize {
+        self.server.with_backend(|b| {
+            b.instances()
+                .unwrap()
+                .iter()
+                .filter(|i| {
+                    i.record
+                        .members
+                        .iter()
+                        .any(|m| m.udi.serial.as_str() == serial)
+                })
+                .map(|i| i.reports)
+                .sum()
+        })
     }
 
     /// `http://127.0.0.1:P/licservice/license`.
@@ -233,6 +259,12 @@ impl Run {
 impl Bench {
     /// Closes the open report and sends it with `http` (one exchange).
     pub fn report(&mut self, http: HttpConfig) -> Run {
+        self.report_with(HttpTransport::new(http)).0
+    }
+
+    /// Closes the open report and sends it with `transport` (one exchange); gives the
+    /// transport back.
+    pub fn report_with<T: Transport>(&mut self, transport: T) -> (Run, T) {
         self.dev
             .handle_command(SystemClock.now(), Command::SyncNow)
             .unwrap();
@@ -241,7 +273,7 @@ impl Bench {
         let before = snapshot(&self.store);
         let mut d = Driver::new(
             Timed {
-                inner: HttpTransport::new(http),
+                inner: transport,
                 last: Duration::ZERO,
             },
             SystemClock,
@@ -254,14 +286,23 @@ impl Bench {
         assert!(sink.storage_errors.is_empty(), "{:?}", sink.storage_errors);
         let mut history = String::new();
         render::history_message(&self.dev, Timestamp(0), &mut history).unwrap();
-        Run {
+        let run = Run {
             exchange,
             events: sink.events,
             elapsed: d.transport.last,
             history,
             before,
             after: snapshot(&self.store),
-        }
+        };
+        (run, d.transport.inner)
+    }
+
+    /// Records usage again (`count`), so that another report can be closed.
+    pub fn use_more(&mut self, count: u64) {
+        self.dev
+            .handle_command(SystemClock.now(), Command::RecordUsage { tag: TAG, count })
+            .unwrap();
+        while self.dev.poll_event().is_some() {}
     }
 }
 
@@ -326,4 +367,59 @@ pub fn check_failure(name: &str, run: &Run, want: Code, bound: Duration) -> Stri
         e.detail
     );
     e.detail.clone()
+}
+
+/// A transport that keeps the last answer's body (to replay it later).
+pub struct Recording<T> {
+    /// The transport.
+    pub inner: T,
+    /// The last body received.
+    pub last: Vec<u8>,
+}
+
+impl<T: Transport> Transport for Recording<T> {
+    fn post(&mut self, url: &str, body: &[u8], response: &mut Vec<u8>) -> Result<Head, HostError> {
+        let r = self.inner.post(url, body, response);
+        self.last = response.clone();
+        r
+    }
+}
+
+/// A whole HTTP answer carrying `body`.
+pub fn http_answer(status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut v = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    v.extend_from_slice(body);
+    v
+}
+
+/// Checks a successful exchange (the report acknowledged) within `bound` + 10 %.
+pub fn check_success(name: &str, run: &Run, bound: Duration) {
+    assert_eq!(
+        run.exchange.outcome,
+        Outcome::Applied,
+        "{name}: {:?}",
+        run.exchange
+    );
+    assert!(
+        run.events.iter().any(|e| matches!(
+            e.kind,
+            EventKind::UsageAckReceived {
+                acknowledged: 1,
+                ..
+            }
+        )),
+        "{name}: {:?}",
+        run.events
+    );
+    let limit = bound + bound / 10;
+    assert!(run.elapsed <= limit, "{name}: took {:?}", run.elapsed);
+    println!(
+        "| {name} | success (report acknowledged) | {} ms (deadline {} ms) | |",
+        run.elapsed.as_millis(),
+        bound.as_millis()
+    );
 }
