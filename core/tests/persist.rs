@@ -204,14 +204,7 @@ fn fresh_like(p: &Pair) -> Pair {
     let mut q = Pair::new(true, UsageMode::Immediate);
     q.now = p.now;
     q.store.clear();
-    q.dev = slup_core::engine::Engine::new(
-        p.dev.config().clone(),
-        slup_core::engine::trust::SoftwareKeys(
-            <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(9),
-        ),
-        <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(10),
-        Timestamp(p.now),
-    );
+    q.dev = p.fresh_engine(9);
     q.drain_events();
     q.events.clear();
     q
@@ -445,21 +438,8 @@ fn a_resume_is_not_a_reload() {
     let open = p.dev.usage().tags()[0].open.unwrap();
     // A host process restarted on the same state (the CLI): the open report stays open, and
     // the hour since counts as usage time.
-    let cfg = p.dev.config().clone();
-    p.dev = slup_core::engine::Engine::new(
-        cfg,
-        slup_core::engine::trust::SoftwareKeys(
-            <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(5),
-        ),
-        <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(6),
-        Timestamp(p.now),
-    );
-    for (id, bytes) in p.store.clone() {
-        let r = Record::from_id(id).unwrap();
-        p.dev.restore_record(Timestamp(p.now), r, &bytes).unwrap();
-    }
     p.now += HOUR;
-    p.dev.finish_resume(Timestamp(p.now));
+    p.resume();
     assert!(p.dev.reports().is_empty());
     p.dev.handle_timeout(Timestamp(p.now));
     let resumed = p.dev.usage().tags()[0].open.unwrap();

@@ -71,6 +71,32 @@ enum Path<'a> {
     Https(SocketAddr, TlsSettings<'a>),
 }
 
+/// `POST /licservice/license` over embedded-tls on `stream`.
+fn https_post(
+    stream: FromStd<TcpStream>,
+    settings: TlsSettings<'_>,
+    body: &[u8],
+    rx: &mut [u8],
+) -> Result<slup_core::net::http::Response, Code> {
+    let mut read = vec![0u8; RECORD_READ_BYTES];
+    let mut write = vec![0u8; 4096];
+    let buffers = TlsBuffers {
+        read: &mut read,
+        write: &mut write,
+    };
+    let rng = ChaCha20Rng::seed_from_u64(7);
+    post_tls(
+        stream,
+        settings,
+        rng,
+        buffers,
+        "localhost",
+        "/licservice/license",
+        body,
+        rx,
+    )
+}
+
 /// One request from the device and its answer, over the device's own stack.
 fn exchange(dev: &mut Device, path: &Path<'_>) -> Result<Option<()>, Code> {
     let mut tx = vec![0u8; 16 * 1024];
@@ -92,21 +118,7 @@ fn exchange(dev: &mut Device, path: &Path<'_>) -> Result<Option<()>, Code> {
         }
         Path::Https(addr, settings) => {
             let s = FromStd::new(TcpStream::connect(addr).unwrap());
-            let mut read = vec![0u8; RECORD_READ_BYTES];
-            let mut write = vec![0u8; 4096];
-            post_tls(
-                s,
-                *settings,
-                ChaCha20Rng::seed_from_u64(7),
-                TlsBuffers {
-                    read: &mut read,
-                    write: &mut write,
-                },
-                "localhost",
-                "/licservice/license",
-                &tx[..t.len],
-                &mut rx,
-            )
+            https_post(s, *settings, &tx[..t.len], &mut rx)
         }
     };
     match result.and_then(|r| match status_code(r.status) {
@@ -310,29 +322,13 @@ fn https_through_a_connect_proxy_with_basic_credentials() {
     .unwrap();
     let mut tx = vec![0u8; 16 * 1024];
     let t = dev.poll_transmit(now(), &mut tx).unwrap();
-    let (mut read, mut write, mut rx) = (
-        vec![0u8; RECORD_READ_BYTES],
-        vec![0u8; 4096],
-        vec![0u8; 32 * 1024],
-    );
-    let r = post_tls(
-        s,
-        TlsSettings {
-            server_name: "localhost",
-            ca_der: &ca,
-            danger_accept_any_certificate: false,
-        },
-        ChaCha20Rng::seed_from_u64(9),
-        TlsBuffers {
-            read: &mut read,
-            write: &mut write,
-        },
-        "localhost",
-        "/licservice/license",
-        &tx[..t.len],
-        &mut rx,
-    )
-    .unwrap();
+    let mut rx = vec![0u8; 32 * 1024];
+    let settings = TlsSettings {
+        server_name: "localhost",
+        ca_der: &ca,
+        danger_accept_any_certificate: false,
+    };
+    let r = https_post(s, settings, &tx[..t.len], &mut rx).unwrap();
     assert_eq!(r.status, 200);
     dev.handle_response(now(), &rx[r.body]).unwrap();
     assert!(dev.trust().is_installed());

@@ -172,23 +172,41 @@ impl Pair {
         assert!(self.dev.changed().is_empty());
     }
 
-    /// Power cycle: a new engine with the same configuration (and a reseeded RNG) restored
-    /// from the store at `self.now`. Returns what each record's restore said.
-    pub fn reboot(&mut self) -> Vec<(Record, Result<(), Code>)> {
-        let cfg = self.dev.config().clone();
-        let seed = self.now;
-        self.dev = Engine::new(
-            cfg,
+    /// A new engine with this device's configuration, nothing restored, its RNGs seeded
+    /// from `seed`.
+    pub fn fresh_engine(&self, seed: u64) -> Device {
+        Engine::new(
+            self.dev.config().clone(),
             SoftwareKeys(ChaCha20Rng::seed_from_u64(seed)),
             ChaCha20Rng::seed_from_u64(seed + 1),
             Timestamp(self.now),
-        );
+        )
+    }
+
+    /// Power cycle: a new engine restored from the store at `self.now`, open reports closed
+    /// on reload. Returns what each record's restore said.
+    pub fn reboot(&mut self) -> Vec<(Record, Result<(), Code>)> {
+        self.restart(true)
+    }
+
+    /// Only the process restarts on the same state (the CLI): nothing closes.
+    pub fn resume(&mut self) -> Vec<(Record, Result<(), Code>)> {
+        self.restart(false)
+    }
+
+    fn restart(&mut self, reload: bool) -> Vec<(Record, Result<(), Code>)> {
+        self.dev = self.fresh_engine(self.now);
+        let now = Timestamp(self.now);
         let mut results = Vec::new();
         for (id, bytes) in self.store.clone() {
             let r = Record::from_id(id).unwrap();
-            results.push((r, self.dev.restore_record(Timestamp(self.now), r, &bytes)));
+            results.push((r, self.dev.restore_record(now, r, &bytes)));
         }
-        self.dev.finish_restore(Timestamp(self.now));
+        if reload {
+            self.dev.finish_restore(now);
+        } else {
+            self.dev.finish_resume(now);
+        }
         self.drain();
         results
     }
