@@ -21,7 +21,7 @@ pub const MAX_URL_LEN: usize = 160;
 pub const MAX_SOFTWARE_LEN: usize = 96;
 /// Longest software version kept (36 bytes of RAM), e.g. `17.09.02`.
 pub const MAX_SOFTWARE_VERSION_LEN: usize = 32;
-/// Longest UDI part kept (the wire allows 64).
+/// Longest UDI part kept, as the wire allows (68 bytes of RAM per part, two per unit).
 pub const MAX_UDI_LEN: usize = 64;
 
 /// The cloud service's default URL (`license smart url default`).
