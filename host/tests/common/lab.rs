@@ -23,6 +23,20 @@ use slup_host::{
 };
 use slup_server::{Running, Server, ServerConfig};
 
+/// A scratch directory, in memory (`/dev/shm`) where the machine has one: these tests are
+/// about the network, and a disk's fsync (about 10 ms here) per record write would make the
+/// long runs slow without testing anything more. The record files are real files all the
+/// same; the storage tests use the disk.
+pub fn scratch() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::tempdir_in(shm) {
+            return d;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
+
 /// The device type of the tests.
 pub type Device = Engine<SoftwareKeys<OsRng>, OsRng>;
 
@@ -42,7 +56,7 @@ pub struct Lab {
 impl Lab {
     /// A server with HTTP and HTTPS on loopback; `tune` adjusts its configuration.
     pub fn start(tune: impl FnOnce(&mut ServerConfig)) -> Lab {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = scratch();
         let mut cfg = ServerConfig::ephemeral(dir.path().join("slup.db")).with_https();
         cfg.log = false;
         tune(&mut cfg);
@@ -134,17 +148,20 @@ impl Lab {
     /// A device trusted over the clean HTTP path, then restarted (its records restored) with
     /// `url` as its service URL. Usage is recorded; nothing is due yet.
     pub fn trusted(&self, url: &str) -> Bench {
-        let dir = tempfile::tempdir().unwrap();
+        self.trusted_with(url, |_| {})
+    }
+
+    /// [`Lab::trusted`], the restarted device's configuration adjusted by `tune`.
+    pub fn trusted_with(&self, url: &str, tune: impl Fn(&mut Config)) -> Bench {
+        let dir = scratch();
         let store = FileStore::open(dir.path()).unwrap();
         let serial = self.serial();
         {
             let now = SystemClock.now();
-            let mut dev: Device = Engine::new(
-                self.config(&serial, &self.http_url()),
-                SoftwareKeys(OsRng),
-                OsRng,
-                now,
-            );
+            let mut first = self.config(&serial, &self.http_url());
+            // The schedule (report time) is in the records: the same intervals from the start.
+            tune(&mut first);
+            let mut dev: Device = Engine::new(first, SoftwareKeys(OsRng), OsRng, now);
             let mut d = Driver::new(HttpTransport::new(HttpConfig::default()), SystemClock)
                 .with_store(store.clone());
             dev.handle_command(
@@ -167,8 +184,9 @@ impl Lab {
             persist::save(&mut dev, &store).unwrap();
         }
         let now = SystemClock.now();
-        let mut dev: Device =
-            Engine::new(self.config(&serial, url), SoftwareKeys(OsRng), OsRng, now);
+        let mut config = self.config(&serial, url);
+        tune(&mut config);
+        let mut dev: Device = Engine::new(config, SoftwareKeys(OsRng), OsRng, now);
         let lost = persist::restore(&mut dev, &store, now, Restart::Resume);
         assert!(lost.is_empty(), "{lost:?}");
         while dev.poll_event().is_some() {}
