@@ -19,7 +19,8 @@ use slup_core::types::{Role, Scope, Timestamp, Udi};
 use slup_core::Code;
 use slup_host::driver::{Exchange, Outcome, Sink};
 use slup_host::{
-    persist, store, Clock, Driver, FileStore, HttpConfig, HttpTransport, Proxy, Roots, SystemClock,
+    persist, store, Clock, Driver, FileStore, HttpConfig, HttpTransport, Proxy, Resolver, Roots,
+    Source, SystemClock,
 };
 
 use crate::fail::CliError;
@@ -124,6 +125,14 @@ enum DeviceCmd {
         /// Seconds between usage reports.
         #[arg(long)]
         report_interval: Option<u32>,
+        /// Local address connections come from (`ip http client source-interface`), or
+        /// `none` for the system's choice.
+        #[arg(long)]
+        source: Option<String>,
+        /// Host entries `NAME=ADDRESS`, tried before DNS (repeatable; replaces the list;
+        /// `none` clears it), e.g. `--host cslu-local=192.0.2.10`.
+        #[arg(long = "host", value_name = "NAME=ADDRESS")]
+        hosts: Vec<String>,
     },
     /// license smart trust …
     Trust {
@@ -228,6 +237,25 @@ struct DeviceFile {
     url: String,
     proxy: Option<String>,
     report_interval_s: Option<u32>,
+    /// Local address to connect from.
+    #[serde(default)]
+    source: Option<std::net::IpAddr>,
+    /// Host entries, `NAME=ADDRESS`.
+    #[serde(default)]
+    hosts: Vec<String>,
+}
+
+/// Parses `NAME=ADDRESS`.
+fn parse_host(text: &str) -> Result<(String, std::net::IpAddr), CliError> {
+    text.split_once('=')
+        .and_then(|(n, a)| Some((n.trim().to_string(), a.trim().parse().ok()?)))
+        .filter(|(n, _)| !n.is_empty())
+        .ok_or_else(|| {
+            CliError::new(
+                Code::InvalidArgument,
+                format!("host entry {text:?}: write NAME=ADDRESS"),
+            )
+        })
 }
 
 fn hex(b: &[u8]) -> String {
@@ -354,9 +382,16 @@ fn boot(dir: &std::path::Path) -> Result<Ctx, CliError> {
         None => Roots::WebPki,
     };
     let proxy = file.proxy.as_deref().map(Proxy::parse).transpose()?;
+    let mut resolver = Resolver::system();
+    for h in &file.hosts {
+        let (name, addr) = parse_host(h)?;
+        resolver = resolver.with_host(&name, &[addr]);
+    }
     let http = HttpConfig {
         roots,
         proxy,
+        resolver,
+        source: file.source.map_or(Source::Auto, Source::Address),
         ..HttpConfig::default()
     };
     let now = SystemClock.now();
@@ -461,6 +496,8 @@ pub fn run(args: DeviceArgs) -> Result<(), CliError> {
                 url: String::new(),
                 proxy: None,
                 report_interval_s: None,
+                source: None,
+                hosts: Vec::new(),
             };
             engine_config(&file)?;
             persist::clear(&store)?;
@@ -481,6 +518,8 @@ pub fn run(args: DeviceArgs) -> Result<(), CliError> {
             proxy,
             ca,
             report_interval,
+            source,
+            hosts,
         } => {
             let store = FileStore::open(&dir)?;
             let mut f = read_config(&store)?;
@@ -500,6 +539,28 @@ pub fn run(args: DeviceArgs) -> Result<(), CliError> {
             if let Some(s) = report_interval {
                 f.report_interval_s = Some(s);
             }
+            if let Some(s) = source {
+                f.source = if s == "none" {
+                    None
+                } else {
+                    Some(s.parse().map_err(|_| {
+                        CliError::new(
+                            Code::InvalidArgument,
+                            format!("--source {s:?}: an IP address of this host, or none"),
+                        )
+                    })?)
+                };
+            }
+            if !hosts.is_empty() {
+                f.hosts = if hosts.iter().any(|h| h == "none") {
+                    Vec::new()
+                } else {
+                    for h in &hosts {
+                        parse_host(h)?;
+                    }
+                    hosts
+                };
+            }
             if let Some(c) = ca {
                 if c == "none" {
                     store.remove(CA)?;
@@ -512,10 +573,16 @@ pub fn run(args: DeviceArgs) -> Result<(), CliError> {
             let cfg = engine_config(&f)?;
             write_config(&store, &f)?;
             println!(
-                "transport {}, url {}, proxy {}, CA {}",
+                "transport {}, url {}, proxy {}, source {}, host entries {}, CA {}",
                 f.transport,
                 cfg.effective_url().unwrap_or("(none)"),
                 f.proxy.as_deref().unwrap_or("none"),
+                f.source.map_or("system".to_string(), |a| a.to_string()),
+                if f.hosts.is_empty() {
+                    "none".to_string()
+                } else {
+                    f.hosts.join(" ")
+                },
                 if store.read(CA)?.is_some() {
                     "configured"
                 } else {

@@ -1,4 +1,4 @@
-//! The `slup` command: `demo`, `device`, `decode`, `verify`.
+//! The `slup` command: `demo`, `device`, `decode`, `verify`, `probe`.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -12,6 +12,7 @@ mod fail;
 mod hints;
 mod lint;
 mod pretty;
+mod probe;
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -59,6 +60,12 @@ enum Cmd {
     },
     /// A host device whose licensing state lives in a directory.
     Device(device::DeviceArgs),
+    /// Check, step by step, that a license service is reachable: DNS, TCP connect (443 for
+    /// https, like `telnet <host> 443`), proxy CONNECT, TLS (the presented certificate chain
+    /// shown, so an intercepting CA is obvious), one HTTP request; each with its verdict and
+    /// timing, stopping at the first failure with its stable code.
+    #[command(after_help = fail::EXIT_HELP)]
+    Probe(probe::ProbeArgs),
 }
 
 fn read_input(file: &str) -> Result<Vec<u8>, CliError> {
@@ -87,6 +94,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         } => decode_cmd(&file, anchor.as_deref(), !brief, false),
         Cmd::Verify { file, anchor } => decode_cmd(&file, anchor.as_deref(), false, true),
         Cmd::Device(args) => device::run(args),
+        Cmd::Probe(args) => probe::run(args),
     }
 }
 

@@ -102,13 +102,13 @@ pub fn probe(url: &str, config: HttpConfig) -> Report {
             lines.push(format!("the proxy resolves {} itself", parsed.host));
         }
         let list: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
-        let how = if host.parse::<std::net::IpAddr>().is_ok() {
-            "IP literal, no lookup"
-        } else {
-            "resolved"
-        };
         let who = if via_proxy { "proxy " } else { "" };
-        Ok((addrs, format!("{who}{host} {how}: {}", list.join(", "))))
+        let text = if host.parse::<std::net::IpAddr>().is_ok() {
+            format!("{who}{host} (IP literal, no lookup)")
+        } else {
+            format!("{who}{host} resolved: {}", list.join(", "))
+        };
+        Ok((addrs, text))
     }) else {
         return report(steps);
     };
