@@ -251,6 +251,8 @@ pub struct Run {
     pub elapsed: Duration,
     /// `show license history message` afterwards.
     pub history: String,
+    /// The engine's own event log afterwards (without the driver's details).
+    pub engine_log: Vec<EventKind>,
     /// Records before and after.
     pub before: BTreeMap<String, Vec<u8>>,
     /// Records after.
@@ -304,11 +306,13 @@ impl Bench {
         assert!(sink.storage_errors.is_empty(), "{:?}", sink.storage_errors);
         let mut history = String::new();
         render::history_message(&self.dev, Timestamp(0), &mut history).unwrap();
+        let engine_log = self.dev.event_log().iter().map(|e| e.kind).collect();
         let run = Run {
             exchange,
             events: sink.events,
             elapsed: d.transport.last,
             history,
+            engine_log,
             before,
             after: snapshot(&self.store),
         };
@@ -348,6 +352,13 @@ pub fn check_failure(name: &str, run: &Run, want: Code, bound: Duration) -> Stri
     assert!(
         !ev.detail.is_empty(),
         "{name}: the event carries no detail: {line}"
+    );
+    assert!(
+        run.engine_log
+            .iter()
+            .any(|k| matches!(k, EventKind::CommFailed { .. }) && k.cause() == Some(want)),
+        "{name}: the engine's own log lacks COMM_FAILED {want:?}: {:?}",
+        run.engine_log
     );
     match &run.exchange.outcome {
         // No answer: the history says so, with the code.
