@@ -24,9 +24,9 @@ use slup_host::{HttpConfig, HttpTransport, Proxy, Resolver, Roots};
 use slup_server::{Faults, TlsSource};
 
 /// Bound on each connect.
-const CONNECT: Duration = Duration::from_millis(300);
+const CONNECT: Duration = Duration::from_millis(500);
 /// Bound on the exchange after the connect.
-const EXCHANGE: Duration = Duration::from_millis(700);
+const EXCHANGE: Duration = Duration::from_millis(1000);
 
 fn config(lab: &Lab) -> HttpConfig {
     HttpConfig {
