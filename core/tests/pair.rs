@@ -447,18 +447,58 @@ fn cslu_pull_api() {
         .next()
         .map(|r| p.dev.reports().bytes(r).to_vec())
         .unwrap();
-    assert_eq!(
-        all,
-        format!(r#"{{"usage":[{}]}}"#, String::from_utf8(stored).unwrap())
-    );
-    assert_eq!(
-        call(&mut p, "GET", "/smartlic-service/days/1", auth, b"").1,
-        all
-    );
+    // Each listing carries a fresh nonce for the ACK to answer.
+    let usage = format!(r#""usage":[{}]}}"#, String::from_utf8(stored).unwrap());
+    let nonce = |body: &str| {
+        let rest = body.strip_prefix(r#"{"nonce":""#).unwrap();
+        rest[..rest.find('"').unwrap()].to_string()
+    };
+    assert!(all.ends_with(&usage), "{all}");
+    let day = call(&mut p, "GET", "/smartlic-service/days/1", auth, b"").1;
+    assert!(day.ends_with(&usage), "{day}");
+    assert_ne!(nonce(&all), nonce(&day));
     // An import that answers nothing this device saved is a conflict, and changes nothing.
     let (s, body) = call(&mut p, "POST", "/smartlic-service/import", auth, b"{}");
     assert_eq!(s, 400, "{body}");
     assert_eq!(p.dev.reports().len(), 1);
+
+    // The CSLU's round trip: the service takes the pulled reports and signs an ACK answering
+    // the listing's nonce; the device imports it once.
+    let n = slup_core::nonce::Nonce::parse(&nonce(&day)).unwrap();
+    let report = p
+        .dev
+        .reports()
+        .iter()
+        .next()
+        .map(|r| p.dev.reports().bytes(r).to_vec());
+    let report = report.unwrap();
+    let ack = p
+        .svc
+        .ingest_pulled(Timestamp(p.now), [report.as_slice()])
+        .unwrap();
+    let udi = Udi::new("C9800-CL-K9", "9PJK8D70CNB").unwrap();
+    let mut file = vec![0u8; 4096];
+    let len = p
+        .svc
+        .pulled_ack(Timestamp(p.now), udi, Some(n), &ack, &mut file)
+        .unwrap();
+    let (s, body) = call(
+        &mut p,
+        "POST",
+        "/smartlic-service/import",
+        auth,
+        &file[..len],
+    );
+    assert_eq!((s, body.as_str()), (200, r#"{"imported":true}"#));
+    assert!(p.dev.reports().is_empty());
+    let (s, _) = call(
+        &mut p,
+        "POST",
+        "/smartlic-service/import",
+        auth,
+        &file[..len],
+    );
+    assert_eq!(s, 409);
 }
 
 #[test]

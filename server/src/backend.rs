@@ -12,13 +12,11 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, SeedableRng};
 use slup_core::crypto::{Signer, SoftwareSigner};
 use slup_core::msg::policy::Policy;
-use slup_core::msg::response::{self, AgentActions, Response, ResponseData, ResponseHeader};
 use slup_core::msg::rum::SignedRum;
-use slup_core::msg::{ConnectInfo, Version, CAPABILITIES};
+use slup_core::nonce::Nonce;
 use slup_core::server::store::{InstanceRecord, PiId, ServiceStore, StoredAck, VaId};
 use slup_core::server::{Config, Reply, Service, TokenSpec, UsageMode};
 use slup_core::types::Timestamp;
-use slup_core::types::{RequestType, StatusCode, Text};
 use slup_core::Code;
 
 use crate::error::Error;
@@ -184,6 +182,7 @@ impl Backend {
     pub fn ingest_pulled(
         &mut self,
         reports: &[&[u8]],
+        nonce: Option<Nonce>,
     ) -> Result<(StoredAck, Option<Vec<u8>>), Error> {
         let now = now();
         self.svc.store_mut().begin()?;
@@ -199,36 +198,10 @@ impl Backend {
         let Some(rum) = reports.iter().find_map(|b| SignedRum::decode(b).ok()) else {
             return Ok((ack, None));
         };
-        let sudi = rum.payload.sudi;
-        let policy = match self.svc.instance_by_udi(&sudi)? {
-            Some((_, rec)) => self
-                .store()
-                .virtual_account(rec.virtual_account)?
-                .and_then(|va| va.policy),
-            None => None,
-        };
-        let cfg = self.svc.config();
-        let connect_info = ConnectInfo::new(&cfg.name, &cfg.version, Some(cfg.prod), CAPABILITIES)?;
-        let resp = Response {
-            header: ResponseHeader {
-                version: Version,
-                request_type: RequestType::LICENSE_USAGE,
-                mp: now,
-                nonce: None,
-                sudi,
-                status_code: StatusCode::OK,
-                message: Text::plain(""),
-                retry_time_seconds: 0,
-                agent_actions: AgentActions,
-                connect_info,
-            },
-            data: ResponseData::Usage {
-                ack: ack.ack(),
-                policy: policy.as_ref().map(|p| p.policy()),
-            },
-        };
         let mut out = vec![0u8; ANSWER_BUF];
-        let len = response::encode(&mut out, &resp, self.svc.signer())?;
+        let len = self
+            .svc
+            .pulled_ack(now, rum.payload.sudi, nonce, &ack, &mut out)?;
         out.truncate(len);
         Ok((ack, Some(out)))
     }

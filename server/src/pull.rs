@@ -2,7 +2,8 @@
 //! the device to post.
 //!
 //! 1. `POST /smartlic-service/close-reports` closes the device's open reports;
-//! 2. `GET /smartlic-service/all-reports` returns `{"usage":[<signed RUM report>,…]}`;
+//! 2. `GET /smartlic-service/all-reports` returns `{"nonce":"<n>","usage":[<signed RUM
+//!    report>,…]}`;
 //! 3. every report is verified with its own unit's bound key and stored once per
 //!    (UDI, report id), in one transaction ([`Backend::ingest_pulled`]);
 //! 4. the signed ACK (a `LICENSE_USAGE` service envelope for the reports' unit) is pushed to
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 use slup_core::msg::response::ErrorBody;
+use slup_core::nonce::Nonce;
 use slup_core::server::store::StoredAck;
 use slup_core::Code;
 
@@ -155,6 +157,8 @@ pub fn pull(
     expect_ok("all-reports", &r)?;
     #[derive(serde::Deserialize)]
     struct AllReports<'a> {
+        /// The listing's nonce, echoed in the ACK so the device can tell it answers this pull.
+        nonce: Option<&'a str>,
         #[serde(borrow)]
         usage: Vec<&'a RawValue>,
     }
@@ -164,6 +168,16 @@ pub fn pull(
             format!("all-reports is not {{\"usage\":[…]}}: {e}"),
         ))
     })?;
+    let nonce = match all.nonce.map(Nonce::parse) {
+        Some(Ok(n)) => Some(n),
+        Some(Err(code)) => {
+            return Err(PullError::Device(Error::new(
+                code,
+                "all-reports carries a nonce that is not one".to_string(),
+            )))
+        }
+        None => None,
+    };
     let reports: Vec<&[u8]> = all.usage.iter().map(|r| r.get().as_bytes()).collect();
     let pulled = reports.len();
     if pulled == 0 {
@@ -174,7 +188,7 @@ pub fn pull(
         });
     }
     let (ack, envelope) = backend
-        .ingest_pulled(&reports)
+        .ingest_pulled(&reports, nonce)
         .map_err(PullError::Service)?;
     let push = match envelope {
         Some(body) if o.push => {

@@ -8,10 +8,14 @@
 //! |---|---|---|
 //! | POST | `/smartlic-service/close-reports` | closes open reports: `{"closed":<n>}` |
 //! | GET | `/smartlic-service/list` | `{"usage_list":[{"report_id":…,"closed":<unix s>,"state":"…"}]}` |
-//! | GET | `/smartlic-service/all-reports` | `{"usage":[<signed RUM report>,…]}` |
+//! | GET | `/smartlic-service/all-reports` | `{"nonce":"<n>","usage":[<signed RUM report>,…]}` |
 //! | GET | `/smartlic-service/days` | the same, closed in the last 90 days |
 //! | GET | `/smartlic-service/days/<n>` | the same, closed in the last `n` days (1–3650) |
 //! | POST | `/smartlic-service/import` | applies an ACK file (body): `{"imported":true}` |
+//!
+//! Each report listing carries a fresh nonce, outstanding until an ACK answering it is imported:
+//! the service echoes it in the ACK it signs, so an imported ACK is bound to a listing this
+//! device produced, and a replayed one is refused.
 //!
 //! Every request needs HTTP Basic credentials. Errors are `{"error":{"code":…,"message":…}}`
 //! with 400 (bad request), 401 (credentials), 404 (no such path), 405 (wrong method), 409 (the
@@ -212,15 +216,38 @@ where
         Ok(w.len())
     }
 
+    /// The reports, with a fresh nonce: the ACK the CSLU brings back through `import` must
+    /// answer it, exactly as an ACK file must answer a saved usage file.
     fn pull_reports(
-        &self,
+        &mut self,
         out: &mut [u8],
         days: Option<u64>,
         now: Timestamp,
     ) -> Result<usize, Error> {
+        let nonce = self
+            .nonces
+            .issue(&mut self.rng, now)
+            .map_err(Error::Protocol)?;
+        let written = self.write_reports(out, days, now, nonce);
+        if written.is_err() {
+            self.nonces.cancel(nonce);
+        }
+        written
+    }
+
+    fn write_reports(
+        &self,
+        out: &mut [u8],
+        days: Option<u64>,
+        now: Timestamp,
+        nonce: crate::nonce::Nonce,
+    ) -> Result<usize, Error> {
         let since_s = days.map(|d| now.0.saturating_sub(d.saturating_mul(DAY_MS)) / 1000);
         let mut w = Writer::new(out);
-        w.raw(br#"{"usage":["#, "pull")?;
+        let mut digits = [0u8; 20];
+        w.raw(br#"{"nonce":""#, "pull")?;
+        w.raw(nonce.format(&mut digits).as_bytes(), "pull")?;
+        w.raw(br#"","usage":["#, "pull")?;
         let mut first = true;
         for r in self.reports.iter() {
             if since_s.is_some_and(|s| r.closed_s < s) {

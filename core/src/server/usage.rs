@@ -16,10 +16,12 @@ use super::{Reply, Service, UsageMode, Verdict};
 use crate::crypto::{sha256, Signer};
 use crate::error::{Code, Error};
 use crate::msg::request::{self, PollRef, RequestData, RequestHeader};
-use crate::msg::response::ResponseData;
+use crate::msg::response::{self, AgentActions, Response, ResponseData, ResponseHeader};
 use crate::msg::rum::SignedRum;
 use crate::msg::SignedList;
-use crate::types::{RequestType, StatusCode, Timestamp, Uuid};
+use crate::msg::{ConnectInfo, Version, CAPABILITIES};
+use crate::nonce::Nonce;
+use crate::types::{RequestType, StatusCode, Text, Timestamp, Udi, Uuid};
 
 impl<St: ServiceStore, S: Signer> Service<St, S> {
     /// Answers `LICENSE_USAGE`: `OK` with the ACK, or `OK_POLL` with the ACK kept for the poll.
@@ -183,6 +185,47 @@ impl<St: ServiceStore, S: Signer> Service<St, S> {
             }
         }
         Ok(ack)
+    }
+
+    /// Signs the ACK of reports taken by [`Service::ingest_pulled`], for the CSLU to push back
+    /// through the device's `import`: `nonce` is the one the device's report listing carried
+    /// (the device accepts only an ACK that answers it), `sudi` the device that was pulled.
+    /// Carries the instance's policy like any usage answer. Returns the length written.
+    pub fn pulled_ack(
+        &self,
+        now: Timestamp,
+        sudi: Udi<'_>,
+        nonce: Option<Nonce>,
+        ack: &StoredAck,
+        out: &mut [u8],
+    ) -> Result<usize, Code> {
+        let policy = match self.store.instance_by_udi(&sudi)? {
+            Some(pi) => match self.store.instance(pi)? {
+                Some(record) => self.policy_of(&Caller { pi, record })?,
+                None => None,
+            },
+            None => None,
+        };
+        let c = &self.config;
+        let resp = Response {
+            header: ResponseHeader {
+                version: Version,
+                request_type: RequestType::LICENSE_USAGE,
+                mp: now,
+                nonce,
+                sudi,
+                status_code: StatusCode::OK,
+                message: Text::plain(""),
+                retry_time_seconds: 0,
+                agent_actions: AgentActions,
+                connect_info: ConnectInfo::new(&c.name, &c.version, Some(c.prod), CAPABILITIES)?,
+            },
+            data: ResponseData::Usage {
+                ack: ack.ack(),
+                policy: policy.as_ref().map(|p| p.policy()),
+            },
+        };
+        response::encode(out, &resp, &self.signer).map_err(|e| e.code())
     }
 
     /// `OK` with an ACK and the policy.
