@@ -88,10 +88,11 @@ elf_of() {
     return 1
 }
 agent_elf="$(elf_of slup-firmware)"
+tls_elf="$(elf_of agent_tls)"
 baseline_elf="$(elf_of crypto_baseline)"
 
 echo "--- llvm-size (text = code + read-only data in flash; data in flash and RAM; bss in RAM)"
-"$size_tool" "$agent_elf" "$baseline_elf"
+"$size_tool" "$agent_elf" "$tls_elf" "$baseline_elf"
 
 # sizes ELF -> "text data bss"
 sizes() {
@@ -99,6 +100,7 @@ sizes() {
 }
 read -r a_text a_data a_bss <<<"$(sizes "$agent_elf")"
 read -r b_text b_data b_bss <<<"$(sizes "$baseline_elf")"
+read -r t_text t_data t_bss <<<"$(sizes "$tls_elf")"
 
 # run NAME ELF: boots the image, shows and keeps its output, fails unless it exits 0 with "OK".
 run() {
@@ -142,6 +144,10 @@ expect agent '^ID_TOKEN_TRUST request: [0-9]+ bytes'
 expect agent '^LICENSE_USAGE request: [0-9]+ bytes'
 expect agent '^size_of::<Engine>\(\): [0-9]+ bytes'
 expect agent '^peak stack: [0-9]+ bytes'
+run agent_tls "$tls_elf"
+expect agent_tls 'TLS attempt: E1304 TlsHandshake'
+expect agent_tls 'USAGE_ACK_RECEIVED: .*1 acknowledged, 0 rejected'
+expect agent_tls '^peak stack, trust -> report -> ACK with TLS: [0-9]+ bytes'
 run baseline "$baseline_elf"
 expect baseline '^verify: ok'
 expect baseline '^verify other message: rejected'
@@ -153,6 +159,8 @@ stack_run="$(number agent '^peak stack, trust -> report -> ACK:')"
 stack_boot="$(number agent '^peak stack, boot')"
 recorded="$(number agent '^recorded answers in flash:')"
 b_stack="$(number baseline '^peak stack:')"
+t_stack="$(number agent_tls '^peak stack, trust -> report -> ACK with TLS:')"
+t_flash=$((t_text + t_data))
 flash=$((a_text + a_data))
 b_flash=$((b_text + b_data))
 
@@ -185,11 +193,15 @@ printf '%-34s %8d %12s\n' "  of which recorded answers" "$recorded" "($(kib "$re
 printf '%-34s %8d %12s\n' "flash, crypto baseline" "$b_flash" "($(kib "$b_flash"))"
 printf '%-34s %8d %12s   %s\n' "flash, agent minus baseline" "$((flash - b_flash))" "($(kib $((flash - b_flash))))" \
     "$(awk -v a="$flash" -v b="$b_flash" 'BEGIN { printf "image = %.2f x baseline", a / b }')"
+printf '%-34s %8d %12s   %s\n' "flash, agent with the TLS client" "$t_flash" "($(kib "$t_flash"))" \
+    "TLS adds $(kib $((t_flash - flash))) (not in the 48 KiB budget)"
 printf '%-34s %8d %12s\n' "RAM statics, agent (data+bss)" "$((a_data + a_bss))" "($(kib $((a_data + a_bss))))"
 printf '%-34s %8d %12s   %s  %s\n' "engine state (size_of Engine)" "$engine" "($(kib "$engine"))" "$(kib "$BUDGET_ENGINE")" "$engine_verdict"
 printf '%-34s %8d %12s   %s  %s\n' "peak stack, agent" "$stack" "($(kib "$stack"))" "$(kib "$BUDGET_STACK")" "$stack_verdict"
 printf '%-34s %8d %12s\n' "  boot (config + Engine::new)" "$stack_boot" "($(kib "$stack_boot"))"
 printf '%-34s %8d %12s\n' "  trust -> report -> ACK" "$stack_run" "($(kib "$stack_run"))"
+printf '%-34s %8d %12s\n' "peak stack, agent with TLS" "$t_stack" "($(kib "$t_stack"))"
+printf '%-34s %8d %12s\n' "RAM statics, agent with TLS" "$((t_data + t_bss))" "($(kib $((t_data + t_bss))))"
 printf '%-34s %8d %12s\n' "peak stack, crypto baseline" "$b_stack" "($(kib "$b_stack"))"
 
 tools="$(dirname "$size_tool")"

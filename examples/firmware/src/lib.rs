@@ -12,6 +12,7 @@
 #![no_std]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod replay;
 pub mod scenario;
 
 use cortex_m_semihosting::debug;
