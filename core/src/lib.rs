@@ -43,6 +43,7 @@ pub mod msg;
 #[cfg(feature = "net")]
 pub mod net;
 pub mod nonce;
+pub mod storage;
 pub mod types;
 
 #[cfg(feature = "server")]

@@ -17,3 +17,4 @@ pub fn shared_dir() -> Option<PathBuf> {
 }
 
 pub mod differential;
+pub mod flash_image;

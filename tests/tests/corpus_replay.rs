@@ -23,6 +23,8 @@ use slup_tests::{shared_dir, workspace_root};
 
 /// The fuzz target that is not in `TARGETS` (it needs std and serde_json).
 const DIFFERENTIAL: &str = "differential";
+/// The storage fuzz target (it needs std: the emulated flash allocates).
+const FLASH_IMAGE: &str = "flash_image";
 
 fn fuzz_dir() -> PathBuf {
     workspace_root().join("fuzz")
@@ -33,6 +35,9 @@ fn target(name: &str) -> Option<fn(&[u8])> {
     if name == DIFFERENTIAL {
         return Some(slup_tests::differential::check);
     }
+    if name == FLASH_IMAGE {
+        return Some(slup_tests::flash_image::check);
+    }
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 
@@ -40,7 +45,7 @@ fn all_target_names() -> Vec<&'static str> {
     TARGETS
         .iter()
         .map(|(n, _)| *n)
-        .chain([DIFFERENTIAL])
+        .chain([DIFFERENTIAL, FLASH_IMAGE])
         .collect()
 }
 

@@ -16,7 +16,9 @@ use slup_core::engine::config::Config;
 use slup_core::engine::trust::SoftwareKeys;
 use slup_core::engine::{Command, Engine};
 use slup_core::net::io::{connect_tunnel, post, status_code};
-use slup_core::net::tls::{post_tls, set_wall_clock, TlsBuffers, TlsSettings, RECORD_READ_BYTES};
+use slup_core::net::tls::{
+    post_tls, set_wall_clock, ClientIdentity, TlsBuffers, TlsSettings, RECORD_READ_BYTES,
+};
 use slup_core::types::{Scope, Timestamp};
 use slup_core::Code;
 use slup_server::{Running, Server, ServerConfig, TlsSource};
@@ -171,6 +173,7 @@ fn a_full_cycle_over_plain_http_and_over_embedded_tls() {
         server_name: "localhost",
         ca_der: &ca,
         danger_accept_any_certificate: false,
+        client: None,
     };
     full_cycle(&svc, &Path::Https(svc.https_addr().unwrap(), settings));
     svc.shutdown();
@@ -200,6 +203,7 @@ fn each_certificate_fault_has_its_own_code_and_sends_nothing() {
             server_name: name,
             ca_der: &ca,
             danger_accept_any_certificate: false,
+            client: None,
         };
         exchange(&mut dev, &Path::Https(svc.https_addr().unwrap(), settings))
     };
@@ -236,6 +240,7 @@ fn danger_accept_any_certificate_reaches_an_unverifiable_service() {
         server_name: "localhost",
         ca_der: &ca,
         danger_accept_any_certificate: true,
+        client: None,
     };
     full_cycle(&svc, &Path::Https(svc.https_addr().unwrap(), settings));
     svc.shutdown();
@@ -327,10 +332,131 @@ fn https_through_a_connect_proxy_with_basic_credentials() {
         server_name: "localhost",
         ca_der: &ca,
         danger_accept_any_certificate: false,
+        client: None,
     };
     let r = https_post(s, settings, &tx[..t.len], &mut rx).unwrap();
     assert_eq!(r.status, 200);
     dev.handle_response(now(), &rx[r.body]).unwrap();
     assert!(dev.trust().is_installed());
     svc.shutdown();
+}
+
+/// A CA, a `localhost` server certificate and a device certificate for `device`'s key.
+struct Pki {
+    ca: Vec<u8>,
+    server_chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    server_key: rustls::pki_types::PrivateKeyDer<'static>,
+    device_cert: Vec<u8>,
+}
+
+fn pki(name: &str, device: &rcgen::KeyPair) -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, name);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let mut dev = CertificateParams::new(Vec::<String>::new()).unwrap();
+    dev.distinguished_name
+        .push(DnType::CommonName, "C9800-CL-K9 9PJK8D70CNB");
+    let dev = dev.signed_by(device, &ca).unwrap();
+    Pki {
+        ca: ca.der().to_vec(),
+        server_chain: vec![server.der().clone()],
+        server_key: rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
+        device_cert: dev.der().to_vec(),
+    }
+}
+
+/// The device key inside an rcgen P-256 key pair: the 32-byte private key of its PKCS#8 form.
+fn software_key(kp: &rcgen::KeyPair) -> slup_core::crypto::SoftwareSigner {
+    let der = kp.serialize_der();
+    let at = der.windows(2).position(|w| w == [0x04, 0x20]).unwrap() + 2;
+    let secret: [u8; 32] = der[at..at + 32].try_into().unwrap();
+    let key = slup_core::crypto::SoftwareSigner::from_secret_bytes(&secret).unwrap();
+    use slup_core::crypto::Signer as _;
+    assert_eq!(&key.public_key().sec1()[..], kp.public_key_raw());
+    key
+}
+
+/// A TLS server on loopback that demands a client certificate from `roots`, answers one
+/// request with `{}`, and reports whether the handshake succeeded.
+fn client_auth_server(pki: &Pki, roots_der: &[u8]) -> (SocketAddr, thread::JoinHandle<bool>) {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(roots_der.to_vec().into()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(pki.server_chain.clone(), pki.server_key.clone_key())
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut conn = rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap();
+        while conn.is_handshaking() {
+            if conn.complete_io(&mut tcp).is_err() {
+                return false;
+            }
+        }
+        let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && tls.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        let _ = tls.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+        );
+        let _ = tls.flush();
+        true
+    });
+    (addr, handle)
+}
+
+#[test]
+fn a_service_that_asks_for_a_client_certificate_gets_the_device_one() {
+    let _clock = CLOCK.lock().unwrap_or_else(|e| e.into_inner());
+    set_wall_clock(u32::try_from(now().0 / 1000).unwrap());
+    let device = rcgen::KeyPair::generate().unwrap();
+    let key = software_key(&device);
+    let lab = pki("lab CA", &device);
+    let attempt = |client: Option<ClientIdentity<'_>>, roots: &[u8]| {
+        let (addr, server) = client_auth_server(&lab, roots);
+        let settings = TlsSettings {
+            server_name: "localhost",
+            ca_der: &lab.ca,
+            danger_accept_any_certificate: false,
+            client,
+        };
+        let mut rx = vec![0u8; 1024];
+        let stream = FromStd::new(TcpStream::connect(addr).unwrap());
+        let r = https_post(stream, settings, b"{}", &mut rx).map(|r| r.status);
+        (r, server.join().unwrap())
+    };
+    let identity = ClientIdentity {
+        cert_der: &lab.device_cert,
+        key: &key,
+    };
+    // The device presents its certificate, signed by the CA the service trusts.
+    assert_eq!(attempt(Some(identity), &lab.ca), (Ok(200), true));
+    // Without one, or with one the service's CA did not sign, the handshake fails.
+    let (r, accepted) = attempt(None, &lab.ca);
+    assert!(r.is_err() && !accepted, "{r:?}");
+    let other = pki("other CA", &rcgen::KeyPair::generate().unwrap());
+    let (r, accepted) = attempt(Some(identity), &other.ca);
+    assert!(r.is_err() && !accepted, "{r:?}");
 }

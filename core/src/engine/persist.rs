@@ -535,12 +535,39 @@ where
         }
     }
 
+    /// Record `r` exists on storage but could not be read (`cause`: an I/O error, a torn or
+    /// newer storage structure): like a failed [`Engine::restore_record`], that part stays
+    /// fresh, an event says what was lost, and the record counts as changed.
+    pub fn record_unreadable(&mut self, now: Timestamp, r: Record, cause: Code) {
+        self.reset_part(r);
+        self.emit(now, EventKind::PlatformError { cause }, r.lost());
+    }
+
     /// Ends a restore: checks `now` against the restored clock high-water mark (a clock set
     /// back while the device was off is a `SYSTEM_CLOCK_CHANGED`), skips the samples of the
     /// time the device was off, and closes the reports that were open when it went down
     /// (termination reason `ProductReload`).
     pub fn finish_restore(&mut self, now: Timestamp) {
         let now = self.check_restored_clock(now);
+        // The exchange in flight at power-off died with it: its nonce, saved before the request
+        // left, can never be answered now. Only a saved usage file's nonce still can (by
+        // `import`), and the two cannot be told apart, so once half the table is taken the
+        // oldest are given up (a late answer is then refused as a replay). Otherwise every
+        // power cut during an exchange would leave one more nonce behind until none could be
+        // issued and the device never spoke to the service again.
+        while self.nonces.len() > crate::nonce::DEFAULT_OUTSTANDING / 2 {
+            let oldest = self
+                .nonces
+                .outstanding()
+                .min_by_key(|(_, at)| *at)
+                .map(|(n, _)| n);
+            match oldest {
+                Some(n) => {
+                    self.nonces.cancel(n);
+                }
+                None => break,
+            }
+        }
         let sample = super::secs_ms(super::usage::SAMPLE_INTERVAL_S);
         if self.next_sample <= now {
             self.next_sample = now.add_millis(sample);

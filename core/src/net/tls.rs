@@ -21,10 +21,12 @@ use embedded_tls::blocking::{
     CryptoProvider, TlsClock, TlsConfig, TlsConnection, TlsContext, TlsError, TlsVerifier,
 };
 use embedded_tls::pki::CertVerifier;
+use embedded_tls::SignatureScheme;
 use rand_core::{CryptoRng, CryptoRngCore, RngCore};
 
 use super::http::Response;
 use super::io::{io_code, post};
+use crate::crypto::Signer;
 use crate::error::Code;
 
 /// Size of the buffer that keeps the server's certificate message for the signature check.
@@ -61,7 +63,26 @@ impl TlsClock for NoClock {
     }
 }
 
-/// How to check the server.
+/// The device's own TLS identity (the seed's trustpoint): a certificate and the key it names.
+/// The key is any [`Signer`], so a secure element's key serves as well as a software one.
+#[derive(Clone, Copy)]
+pub struct ClientIdentity<'a> {
+    /// The device certificate, DER.
+    pub cert_der: &'a [u8],
+    /// Its P-256 key.
+    pub key: &'a dyn Signer,
+}
+
+impl core::fmt::Debug for ClientIdentity<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("cert_der", &self.cert_der.len())
+            .field("key", &self.key.public_key().key_id())
+            .finish()
+    }
+}
+
+/// How to check the server, and how to show who the device is.
 #[derive(Clone, Copy, Debug)]
 pub struct TlsSettings<'a> {
     /// The host name the certificate must carry (DNS name; also sent as SNI).
@@ -72,6 +93,8 @@ pub struct TlsSettings<'a> {
     /// (the seed's `revocation-check none` situation, taken further). Never on by default;
     /// the exchange is then encrypted but not authenticated.
     pub danger_accept_any_certificate: bool,
+    /// A client certificate for services that ask for one; `None` sends none.
+    pub client: Option<ClientIdentity<'a>>,
 }
 
 /// Checks the chain, then says precisely why it failed.
@@ -277,7 +300,45 @@ impl<R: RngCore + CryptoRng> CryptoProvider for Provider<'_, R> {
     fn verifier(&mut self) -> Result<&mut impl TlsVerifier<Suite>, TlsError> {
         Ok(&mut self.verifier)
     }
+
+    fn signer(
+        &mut self,
+    ) -> Result<(impl signature::SignerMut<Self::Signature>, SignatureScheme), TlsError> {
+        match self.verifier.settings.client {
+            Some(id) => Ok((ClientSigner(id.key), SignatureScheme::EcdsaSecp256r1Sha256)),
+            None => Err(TlsError::Unimplemented),
+        }
+    }
+
+    fn client_cert(&mut self) -> Option<Certificate<impl AsRef<[u8]>>> {
+        self.verifier
+            .settings
+            .client
+            .map(|id| Certificate::X509(id.cert_der))
+    }
 }
+
+/// Signs the client's `CertificateVerify` with the device key.
+struct ClientSigner<'a>(&'a dyn Signer);
+
+impl signature::SignerMut<p256::ecdsa::DerSignature> for ClientSigner<'_> {
+    fn try_sign(&mut self, msg: &[u8]) -> Result<p256::ecdsa::DerSignature, signature::Error> {
+        // embedded-tls calls the infallible `sign`, which would panic on an error: a key that
+        // cannot sign gives a well-formed signature that the server refuses instead.
+        let signed = self
+            .0
+            .sign_digest(&crate::crypto::sha256(msg))
+            .ok()
+            .and_then(|raw| p256::ecdsa::Signature::from_slice(&raw.0).ok());
+        match signed {
+            Some(sig) => Ok(sig.to_der()),
+            None => p256::ecdsa::DerSignature::try_from(&UNUSABLE_SIGNATURE[..]),
+        }
+    }
+}
+
+/// DER of (r, s) = (1, 1): valid encoding, never a valid signature.
+const UNUSABLE_SIGNATURE: [u8; 8] = [0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01];
 
 /// The stable code for a TLS failure, when the verifier did not name a precise one.
 fn tls_code(e: TlsError) -> Code {

@@ -98,6 +98,7 @@ impl Link for TlsFirst {
             server_name: black_box("smartreceiver.cisco.com"),
             ca_der: self.anchor_der,
             danger_accept_any_certificate: false,
+            client: None,
         };
         let buffers = TlsBuffers {
             read: &mut self.read[..],
