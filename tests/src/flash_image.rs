@@ -7,7 +7,9 @@
 //!
 //! - nothing panics, loops or allocates without bound: a hostile image ends in a defined
 //!   degraded state (records lost, each with an event) and the engine keeps working;
-//! - whatever a save committed reads back, byte for byte, through a fresh mount;
+//! - on a structure the storage wrote itself (a blank image, or one it formatted because it
+//!   held no manifest or could not be read), whatever a save committed reads back, byte for
+//!   byte, through a fresh mount;
 //! - a restored engine is consistent: restoring what it then saves restores exactly.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -98,6 +100,11 @@ fn run<const W: usize, const P: usize>(data: &[u8]) {
     assert!(restored.lost.iter().all(|r| dev.changed().contains(r)));
     drain(&mut dev);
     let _ = storage::save(&mut dev, &mut st, &mut buf);
+    // Read-back is promised on a structure this storage wrote: a blank image, or one it
+    // formatted. An image with a valid manifest over a damaged map may later show an older
+    // consistent state (never a mix; see the storage docs), so only the no-panic properties
+    // apply to it.
+    let mut ours = st.own_structure();
     for &op in ops.iter().take(MAX_OPS) {
         let t = Timestamp(now);
         match op % 8 {
@@ -136,15 +143,18 @@ fn run<const W: usize, const P: usize>(data: &[u8]) {
             }
             _ => {
                 // A power cycle: remount and restore.
-                let flash = st.into_flash();
+                ours |= st.own_structure();
+                let flash = st.into_flash().unwrap();
                 st = mount(flash);
                 dev = device(now);
                 storage::restore(&mut dev, &mut st, &mut buf, Timestamp(now));
             }
         }
         drain(&mut dev);
-        if storage::save(&mut dev, &mut st, &mut buf).is_ok() {
-            check_reads_back(&mut dev, st.flash().clone(), &mut buf);
+        let saved = storage::save(&mut dev, &mut st, &mut buf).is_ok();
+        ours |= st.own_structure();
+        if saved && ours {
+            check_reads_back(&mut dev, st.flash().unwrap().clone(), &mut buf);
         }
     }
 }
@@ -216,7 +226,7 @@ mod tests {
             .unwrap();
         storage::save(&mut dev, &mut st, &mut buf).unwrap();
         let mut input = vec![2u8, (pages - 2) as u8];
-        input.extend_from_slice(st.flash().image());
+        input.extend_from_slice(st.flash().unwrap().image());
         input.extend([7, 0, 3, 4, 7]);
         input
     }

@@ -291,7 +291,8 @@ fn new_cache(pages: usize) -> MapCache {
 /// The engine's records on a range of NOR flash. `W` is the work buffer: a `&mut [u8]` or an
 /// array on a device, anything that lends a byte slice.
 pub struct FlashStorage<F: NorFlash, W: AsMut<[u8]>> {
-    map: Map<F>,
+    /// Always `Some` between calls (taken only to rebuild it with a fresh cache).
+    map: Option<Map<F>>,
     /// `sequential-storage`'s work buffer: one item, key included.
     work: W,
     chunk: usize,
@@ -302,6 +303,17 @@ pub struct FlashStorage<F: NorFlash, W: AsMut<[u8]>> {
     pending: Option<Manifest>,
     /// The map's structure is beyond repair: the next save formats the range.
     unreadable: bool,
+    range: Range<u32>,
+    pages: usize,
+    /// A range without a manifest was checked blank (or formatted).
+    blank_checked: bool,
+    /// Everything on the range was written by this storage since it was blank or formatted.
+    own: bool,
+    /// The manifest this mount last read or committed: once there is one, the engine may
+    /// hold records as saved under it.
+    known: Option<Manifest>,
+    /// The manifest of a commit that failed (the flash may hold it or `known`).
+    attempted: Option<Manifest>,
 }
 
 impl<F: NorFlash, W: AsMut<[u8]>> FlashStorage<F, W> {
@@ -328,7 +340,8 @@ impl<F: NorFlash, W: AsMut<[u8]>> FlashStorage<F, W> {
     /// operation. [`Code::InvalidArgument`] for a range or page size the map cannot use.
     pub fn new(flash: F, range: Range<u32>, mut work: W) -> Result<Self, Code> {
         let pages = range.end.saturating_sub(range.start) as usize / F::ERASE_SIZE.max(1);
-        let config = MapConfig::<Verified<F>>::try_new(range).map_err(|_| Code::InvalidArgument)?;
+        let config =
+            MapConfig::<Verified<F>>::try_new(range.clone()).map_err(|_| Code::InvalidArgument)?;
         let chunk = Self::chunk_len();
         let manifest_fits = MANIFEST_LEN + KEY_LEN + Map::<F>::item_overhead_size() as usize
             <= F::ERASE_SIZE.saturating_sub(2 * F::WRITE_SIZE);
@@ -339,23 +352,51 @@ impl<F: NorFlash, W: AsMut<[u8]>> FlashStorage<F, W> {
             return Err(Code::BufferTooSmall);
         }
         Ok(FlashStorage {
-            map: MapStorage::new(Verified(flash), config, new_cache(pages)),
+            map: Some(MapStorage::new(Verified(flash), config, new_cache(pages))),
+            pages,
             work,
             chunk,
             committed: None,
             pending: None,
             unreadable: false,
+            range,
+            blank_checked: false,
+            own: false,
+            known: None,
+            attempted: None,
         })
     }
 
     /// The flash (tests look at its wear; writing to it is at your own risk).
-    pub fn flash(&mut self) -> &mut F {
-        &mut self.map.flash().0
+    pub fn flash(&mut self) -> Option<&mut F> {
+        self.map.as_mut().map(|m| &mut m.flash().0)
     }
 
     /// Gives the flash back.
-    pub fn into_flash(self) -> F {
-        self.map.destroy().0 .0
+    pub fn into_flash(self) -> Option<F> {
+        self.map.map(|m| m.destroy().0 .0)
+    }
+
+    fn map(&mut self) -> Result<&mut Map<F>, Code> {
+        self.map.as_mut().ok_or(Code::StorageIo)
+    }
+
+    /// Drops everything `sequential-storage` remembers about the flash (after an erase behind
+    /// its back, its page and key caches would point at what is gone).
+    fn forget(&mut self) -> Result<(), Code> {
+        let config = MapConfig::<Verified<F>>::try_new(self.range.clone())
+            .map_err(|_| Code::InvalidArgument)?;
+        if let Some(map) = self.map.take() {
+            let (flash, _) = map.destroy();
+            self.map = Some(MapStorage::new(flash, config, new_cache(self.pages)));
+        }
+        Ok(())
+    }
+
+    /// `true` when this storage found the range blank or formatted it, so that everything on
+    /// it was written here (rather than mounted from an image written elsewhere).
+    pub fn own_structure(&self) -> bool {
+        self.own
     }
 
     /// The sequence number of the manifest in force (0 before the first save).
@@ -367,9 +408,15 @@ impl<F: NorFlash, W: AsMut<[u8]>> FlashStorage<F, W> {
     pub fn format(&mut self) -> Result<(), Code> {
         self.committed = None;
         self.pending = None;
-        block_on(self.map.erase_all()).map_err(code)?;
+        let erased = block_on(self.map()?.erase_all()).map_err(code);
+        self.forget()?;
+        erased?;
         self.committed = Some(Manifest::EMPTY);
+        self.known = Some(Manifest::EMPTY);
+        self.attempted = None;
         self.unreadable = false;
+        self.blank_checked = true;
+        self.own = true;
         Ok(())
     }
 
@@ -378,35 +425,59 @@ impl<F: NorFlash, W: AsMut<[u8]>> FlashStorage<F, W> {
         if let Some(m) = self.committed {
             return Ok(m);
         }
-        let m = match block_on(
-            self.map
-                .fetch_item::<&[u8]>(self.work.as_mut(), &MANIFEST_KEY),
-        ) {
+        let Some(map) = self.map.as_mut() else {
+            return Err(Code::StorageIo);
+        };
+        let m = match block_on(map.fetch_item::<&[u8]>(self.work.as_mut(), &MANIFEST_KEY)) {
             Ok(None) => Ok(Manifest::EMPTY),
             Ok(Some(bytes)) => Manifest::decode(bytes),
             Err(e) => Err(code(e)),
         };
-        match m {
-            Ok(m) => {
+        match (m, self.known) {
+            // Read again after a failure: the flash holds the manifest this mount knew, or the
+            // one whose commit failed. Anything else (none, an older one) means the map no
+            // longer shows what it stored: refuse to build on it rather than commit a manifest
+            // that forgets records the engine holds as saved.
+            (Ok(m), Some(k)) if m != k && Some(m) != self.attempted => {
+                self.unreadable = false;
+                Err(Code::RecordCorrupt)
+            }
+            (Ok(m), _) => {
                 self.committed = Some(m);
+                self.known = Some(m);
+                self.attempted = None;
                 self.unreadable = false;
                 Ok(m)
             }
-            Err(c) => {
-                // A structure no repair can read will be formatted by the next save; I/O
-                // errors and newer formats are left alone.
-                self.unreadable = c == Code::RecordCorrupt;
+            (Err(c), known) => {
+                // A structure no repair can read, found before anything was read from it,
+                // is formatted by the next save; I/O errors, newer formats, and a structure
+                // that failed after this mount read it are left alone.
+                self.unreadable = c == Code::RecordCorrupt && known.is_none();
                 Err(c)
             }
         }
     }
 
     /// The manifest a save starts from: the one in force, or an empty one after formatting
-    /// an unreadable range.
+    /// an unreadable range, or a range that holds no manifest but is not blank (someone
+    /// else's data, or garbage: nothing of ours can be lost, and `sequential-storage` must
+    /// not build on a structure it did not write).
     fn base(&mut self) -> Result<Manifest, Code> {
         match self.manifest() {
+            Ok(m) if m == Manifest::EMPTY && !self.blank_checked => {
+                if self.blank()? {
+                    self.own = true;
+                } else {
+                    self.format()?;
+                }
+                self.blank_checked = true;
+                Ok(Manifest::EMPTY)
+            }
             Ok(m) => Ok(m),
-            Err(Code::RecordCorrupt) if self.unreadable => {
+            // Only while nothing was read from this range: once a manifest was, the engine
+            // counts its records as saved, and formatting would lose them without a word.
+            Err(Code::RecordCorrupt) if self.unreadable && self.known.is_none() => {
                 self.format()?;
                 Ok(Manifest::EMPTY)
             }
@@ -414,8 +485,36 @@ impl<F: NorFlash, W: AsMut<[u8]>> FlashStorage<F, W> {
         }
     }
 
+    /// `true` if every byte of the range reads erased.
+    fn blank(&mut self) -> Result<bool, Code> {
+        let unit = F::READ_SIZE.max(1);
+        let piece = (VERIFY_CHUNK / unit) * unit;
+        if piece == 0 {
+            return Ok(false);
+        }
+        let mut buf = [0u8; VERIFY_CHUNK];
+        let mut at = self.range.start;
+        while at < self.range.end {
+            let n = piece.min((self.range.end - at) as usize);
+            let part = buf.get_mut(..n).ok_or(Code::StorageIo)?;
+            self.map()?
+                .flash()
+                .0
+                .read(at, part)
+                .map_err(|_| Code::StorageIo)?;
+            if part.iter().any(|b| *b != 0xFF) {
+                return Ok(false);
+            }
+            at = at.saturating_add(n as u32);
+        }
+        Ok(true)
+    }
+
     fn store(&mut self, key: u16, value: &[u8]) -> Result<(), Code> {
-        block_on(self.map.store_item(self.work.as_mut(), &key, &value)).map_err(code)
+        let Some(map) = self.map.as_mut() else {
+            return Err(Code::StorageIo);
+        };
+        block_on(map.store_item(self.work.as_mut(), &key, &value)).map_err(code)
     }
 
     fn fail<T>(&mut self, c: Code) -> Result<T, Code> {
@@ -442,8 +541,11 @@ impl<F: NorFlash, W: AsMut<[u8]>> Storage for FlashStorage<F, W> {
         let out = buf.get_mut(..len).ok_or(Code::BufferTooSmall)?;
         for (n, part) in out.chunks_mut(self.chunk).enumerate() {
             let key = chunk_key(r, slot, n);
+            let Some(map) = self.map.as_mut() else {
+                return Err(Code::StorageIo);
+            };
             let found =
-                block_on(self.map.fetch_item::<&[u8]>(self.work.as_mut(), &key)).map_err(code)?;
+                block_on(map.fetch_item::<&[u8]>(self.work.as_mut(), &key)).map_err(code)?;
             match found {
                 Some(bytes) if bytes.len() == part.len() => part.copy_from_slice(bytes),
                 _ => return Err(Code::RecordCorrupt),
@@ -508,9 +610,14 @@ impl<F: NorFlash, W: AsMut<[u8]>> Storage for FlashStorage<F, W> {
         match self.store(MANIFEST_KEY, &bytes) {
             Ok(()) => {
                 self.committed = Some(next);
+                self.known = Some(next);
+                self.attempted = None;
                 Ok(())
             }
-            Err(c) => self.fail(c),
+            Err(c) => {
+                self.attempted = Some(next);
+                self.fail(c)
+            }
         }
     }
 
@@ -552,7 +659,7 @@ mod tests {
             assert_eq!(s.read(Record::Trust, &mut buf), Ok(Some(a.len())));
             assert_eq!(&buf[..a.len()], &a[..]);
             // A new mount reads the same.
-            let flash = s.into_flash();
+            let flash = s.into_flash().unwrap();
             s = FlashStorage::new(flash, 0..16 * 512, &mut work).unwrap();
             assert_eq!(s.read(Record::Reports, &mut buf), Ok(Some(b.len())));
             assert_eq!(&buf[..b.len()], &b[..]);
@@ -576,7 +683,7 @@ mod tests {
         s.stage(Record::Schedule, &frame(Record::Schedule, 90, 1))
             .unwrap();
         s.commit().unwrap();
-        let base = s.into_flash();
+        let base = s.into_flash().unwrap();
         let start = base.traffic();
         let mut cuts = 0;
         loop {
@@ -587,7 +694,7 @@ mod tests {
                 .stage(Record::Usage, &frame(Record::Usage, 700, 2))
                 .and_then(|_| s.stage(Record::Schedule, &frame(Record::Schedule, 90, 2)))
                 .and_then(|_| s.commit());
-            let mut flash = s.into_flash();
+            let mut flash = s.into_flash().unwrap();
             let finished = flash.powered();
             flash.power_on();
             let mut s = FlashStorage::new(flash, 0..8 * 512, &mut work).unwrap();

@@ -177,6 +177,9 @@ where
     Ok(changed)
 }
 
+/// Attempts [`restore`] makes to read a record whose read failed with [`Code::StorageIo`].
+pub const READ_ATTEMPTS: usize = 3;
+
 /// What [`restore`] found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Restored {
@@ -205,7 +208,16 @@ where
 {
     let mut out = Restored::default();
     for r in Record::ALL {
-        let result = match storage.read(r, buf) {
+        // A read that failed on the medium (not on a check) is tried again before the record
+        // is given up: giving it up means the next save overwrites it with a fresh state.
+        let mut read = storage.read(r, buf);
+        for _ in 1..READ_ATTEMPTS {
+            if read != Err(Code::StorageIo) {
+                break;
+            }
+            read = storage.read(r, buf);
+        }
+        let result = match read {
             Ok(None) => continue,
             Ok(Some(n)) => match buf.get(..n) {
                 Some(bytes) => engine.restore_record(now, r, bytes),

@@ -132,10 +132,10 @@ pub fn mount<const W: usize, const P: usize>(flash: FaultFlash<W, P>) -> FlashMe
 
 impl<const W: usize, const P: usize> Medium for FlashMedium<W, P> {
     fn powered(&mut self) -> bool {
-        self.flash().powered()
+        self.flash().unwrap().powered()
     }
     fn reboot(self, _seed: u64) -> Self {
-        let mut f = self.into_flash();
+        let mut f = self.into_flash().unwrap();
         // After a cut the power comes back; a clean power cycle keeps the cut still ahead.
         if !f.powered() {
             f.power_on();
@@ -143,7 +143,7 @@ impl<const W: usize, const P: usize> Medium for FlashMedium<W, P> {
         mount(f)
     }
     fn arm(&mut self, n: u64) {
-        self.flash().cut_after(n);
+        self.flash().unwrap().cut_after(n);
     }
     fn traffic(frames: usize) -> u64 {
         // The frames and the manifest, and a little more: a page erase now and then.
@@ -623,7 +623,6 @@ impl<M: Medium> Rig<M> {
         }
         let mut ack = vec![0u8; 16 * 1024];
         if let Ok(m) = self
-            .p
             .svc
             .ack_usage_file(self.now(), &mut self.p.srng, &file[..n], &mut ack)
         {
@@ -690,8 +689,9 @@ impl<M: Medium> Rig<M> {
                 .collect();
             panic!(
                 "after a cut the medium holds none of the {} possible states (a mix?): \
-                 record -> states it matches {diff:?}",
-                self.possible.len()
+                 record -> states it matches {diff:?}; {:?}",
+                self.possible.len(),
+                self.tally
             );
         };
         if found + 1 == self.possible.len() && found > 0 {

@@ -148,13 +148,13 @@ pub fn simulate(pages: usize, hours: u64, mut progress: impl FnMut(&Wear)) -> We
         if now >= next_year {
             next_year += 365 * 24 * HOUR;
             wear.hours = (now - T0) / HOUR;
-            wear.erases = st.flash().erase_counts().to_vec();
-            wear.bytes_written = st.flash().stats().bytes_written;
+            wear.erases = st.flash().unwrap().erase_counts().to_vec();
+            wear.bytes_written = st.flash().unwrap().stats().bytes_written;
             progress(&wear);
         }
     }
     wear.hours = hours;
-    wear.erases = st.flash().erase_counts().to_vec();
-    wear.bytes_written = st.flash().stats().bytes_written;
+    wear.erases = st.flash().unwrap().erase_counts().to_vec();
+    wear.bytes_written = st.flash().unwrap().stats().bytes_written;
     wear
 }
