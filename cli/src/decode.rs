@@ -400,13 +400,17 @@ fn describe_request(m: &SignedRequest<'_>, opts: &Options, r: &mut Report) {
         ),
     );
     let key_id = m.signed.signature.key.0;
+    // Every request but the trust request is signed with the device's installed key, which
+    // only the caller can supply; the trust request proves possession of its Active member's
+    // new key.
+    let mut trust_key = None;
+    let mut reports = None;
     match &m.request.data {
         RequestData::IdTokenTrust(t) => {
             let token = t.id_token.as_str();
             let shown: String = token.chars().take(12).collect();
             r.line("id token", format!("{shown}… ({} characters)", token.len()));
             r.line("scope / force", format!("{:?} / {}", t.scope, t.force));
-            let mut active = None;
             for mem in t.members.iter() {
                 let k = &mem.public_key.0;
                 r.line(
@@ -414,65 +418,42 @@ fn describe_request(m: &SignedRequest<'_>, opts: &Options, r: &mut Report) {
                     format!("{} key id {}", udi(&mem.sudi), k.key_id().0),
                 );
                 if mem.role == slup_core::types::Role::Active {
-                    active = Some(k.clone());
+                    trust_key = Some(k.clone());
                 }
             }
-            let c = check_with(
-                &m.signed,
-                active.as_ref(),
-                "the Active member's new key: proof of possession",
-                "no Active member",
-            );
-            r.check(format!("envelope (key id {key_id})"), c);
         }
         RequestData::LicenseUsage(list) => {
             r.line("reports", list.len());
-            let c = check_with(
-                &m.signed,
-                opts.anchor.as_ref(),
-                "--anchor",
-                "pass --anchor with the device's public key",
-            );
-            r.check(format!("envelope (key id {key_id})"), c);
-            describe_reports(list, opts, r);
+            reports = Some(list);
         }
-        RequestData::PollReq(p) => {
-            r.line(
-                "polls",
-                format!(
-                    "{} answered OK_POLL with poll id {}",
-                    p.original_request_type.as_str(),
-                    p.original_pid.as_str()
-                ),
-            );
-            let c = check_with(
-                &m.signed,
-                opts.anchor.as_ref(),
-                "--anchor",
-                "pass --anchor with the device's public key",
-            );
-            r.check(format!("envelope (key id {key_id})"), c);
-        }
-        RequestData::TrustSync(id) => {
-            r.line("trust id", id.value());
-            let c = check_with(
-                &m.signed,
-                opts.anchor.as_ref(),
-                "--anchor",
-                "pass --anchor with the device's public key",
-            );
-            r.check(format!("envelope (key id {key_id})"), c);
-        }
-        RequestData::Hello => {
-            r.line("data", "{} (greeting a CSLU)");
-            let c = check_with(
-                &m.signed,
-                opts.anchor.as_ref(),
-                "--anchor",
-                "pass --anchor with the device's public key",
-            );
-            r.check(format!("envelope (key id {key_id})"), c);
-        }
+        RequestData::PollReq(p) => r.line(
+            "polls",
+            format!(
+                "{} answered OK_POLL with poll id {}",
+                p.original_request_type.as_str(),
+                p.original_pid.as_str()
+            ),
+        ),
+        RequestData::TrustSync(id) => r.line("trust id", id.value()),
+        RequestData::Hello => r.line("data", "{} (greeting a CSLU)"),
+    }
+    let c = match &m.request.data {
+        RequestData::IdTokenTrust(_) => check_with(
+            &m.signed,
+            trust_key.as_ref(),
+            "the Active member's new key: proof of possession",
+            "no Active member",
+        ),
+        _ => check_with(
+            &m.signed,
+            opts.anchor.as_ref(),
+            "--anchor",
+            "pass --anchor with the device's public key",
+        ),
+    };
+    r.check(format!("envelope (key id {key_id})"), c);
+    if let Some(list) = reports {
+        describe_reports(list, opts, r);
     }
 }
 
