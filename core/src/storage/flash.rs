@@ -538,6 +538,10 @@ impl<F: NorFlash, W: AsMut<[u8]>> Storage for FlashStorage<F, W> {
             .copied()
             .ok_or(Code::RecordCorrupt)?;
         let len = usize::from(s.len);
+        if len.div_ceil(self.chunk) > MAX_CHUNKS {
+            // No save writes that many chunks: the manifest is not ours.
+            return Err(Code::RecordCorrupt);
+        }
         let out = buf.get_mut(..len).ok_or(Code::BufferTooSmall)?;
         for (n, part) in out.chunks_mut(self.chunk).enumerate() {
             let key = chunk_key(r, slot, n);

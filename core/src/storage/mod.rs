@@ -72,9 +72,13 @@
 //! to its fresh state with a `%SMART_LIC-3-PLATFORM_ERROR` event naming what was lost (see
 //! [`Engine::restore_record`]); the others restore normally. A flash image so damaged that the
 //! map cannot be read loses every record, with an event each, and is formatted by the next
-//! save. Storage written by a newer format is never overwritten: every save fails with
-//! [`Code::RecordFromNewerVersion`] until the firmware is upgraded again or the storage is
-//! wiped ([`Storage::wipe`]).
+//! save; so is a range that holds no manifest but is not blank. A mount that has read a
+//! manifest never formats: if the map later stops showing that manifest, saves fail with
+//! [`Code::RecordCorrupt`] until the next boot. Storage written by a newer format is never
+//! overwritten: every save fails with [`Code::RecordFromNewerVersion`] until the firmware is
+//! upgraded again or the storage is wiped ([`Storage::wipe`]).
+//!
+//! `docs/STORAGE.md` describes the power-cut tests, their figures and the known limits.
 //!
 //! [`Engine::handle_transport_error`]: crate::engine::Engine::handle_transport_error
 //! [`Engine::handle_response`]: crate::engine::Engine::handle_response

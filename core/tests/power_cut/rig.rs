@@ -101,7 +101,7 @@ pub trait Medium: Storage + Sized {
     fn traffic(frames: usize) -> u64;
 }
 
-/// The exhaustive tests' flash: 4-byte words, 512-byte pages.
+/// The exhaustive tests' flash: 4-byte words, 1 KiB pages (14 of them).
 pub type SmallFlash = FaultFlash<4, 1024>;
 /// Pages of it.
 pub const SMALL_PAGES: usize = 14;
