@@ -405,9 +405,11 @@ where
                 Ok(Outcome::Done)
             }
             Command::SyncNow => {
-                self.close_all(now, CloseReason::CurrentUsageRequested)?;
+                // What is stored goes out even if the open report cannot close (a full store:
+                // only the ACK of what it holds frees it); the error still reaches the caller.
                 self.report_now = true;
                 self.trust_sync_due = self.trust.is_installed();
+                self.close_all(now, CloseReason::CurrentUsageRequested)?;
                 Ok(Outcome::Queued)
             }
             Command::FactoryReset => {
