@@ -405,11 +405,9 @@ where
                 Ok(Outcome::Done)
             }
             Command::SyncNow => {
-                // What is stored goes out even if the open report cannot close (a full store:
-                // only the ACK of what it holds frees it); the error still reaches the caller.
+                self.close_all(now, CloseReason::CurrentUsageRequested)?;
                 self.report_now = true;
                 self.trust_sync_due = self.trust.is_installed();
-                self.close_all(now, CloseReason::CurrentUsageRequested)?;
                 Ok(Outcome::Queued)
             }
             Command::FactoryReset => {
