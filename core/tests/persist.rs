@@ -446,3 +446,32 @@ fn a_resume_is_not_a_reload() {
     assert_eq!(resumed.report_id, open.report_id);
     assert_eq!(resumed.num_samples, open.num_samples + 4);
 }
+
+/// Found by the bad-block runs: change detection used the frame's CRC-32, and the nonce record
+/// ends with the tracker's own CRC-32, so every nonce table of one size had the same digest.
+/// Once the ring of answered nonces is full, a request built and then failed (its nonce issued
+/// and cancelled) leaves the table the same size: that change was never saved, and after a
+/// reboot the cancelled nonce's late answer would no longer count as a replay.
+#[test]
+fn a_nonce_table_change_that_keeps_its_size_is_saved() {
+    let mut p = Pair::new(false, UsageMode::Immediate);
+    p.trust("TOKEN-ONE-USE");
+    for _ in 0..slup_core::nonce::DEFAULT_ANSWERED {
+        p.cmd(Command::SyncNow).unwrap();
+        p.run_for(MIN);
+    }
+    let before = p.store[&Record::Nonces.id()].clone();
+
+    p.cmd(Command::SyncNow).unwrap();
+    let now = Timestamp(p.now);
+    assert!(p.dev.poll_transmit(now, &mut p.buf).is_some());
+    p.dev.handle_transport_error(now, Code::ConnectRefused);
+    p.drain();
+
+    let stored = &p.store[&Record::Nonces.id()];
+    assert_eq!(stored.len(), before.len(), "the ring was not full yet");
+    assert_ne!(stored, &before, "the cancelled nonce was not saved");
+    let mut live = vec![0u8; p.dev.record_len(Record::Nonces).unwrap()];
+    p.dev.write_record(Record::Nonces, &mut live).unwrap();
+    assert_eq!(stored, &live);
+}

@@ -197,7 +197,7 @@ pub struct Engine<K: KeyProvider, R, const MEMBERS: usize = DEFAULT_MEMBERS> {
     history: MessageHistory<HISTORY_ENTRIES, HISTORY_BYTES>,
     stats: CommStats<STATS_REASON_LEN>,
     /// Digest of each persistence record as last saved (`None`: not saved yet).
-    saved: [Option<u32>; persist::Record::ALL.len()],
+    saved: [Option<u64>; persist::Record::ALL.len()],
 }
 
 fn secs_ms(s: u32) -> u64 {
@@ -405,9 +405,11 @@ where
                 Ok(Outcome::Done)
             }
             Command::SyncNow => {
-                self.close_all(now, CloseReason::CurrentUsageRequested)?;
+                // What is stored goes out even if the open report cannot close (a full store:
+                // only the ACK of what it holds frees it); the error still reaches the caller.
                 self.report_now = true;
                 self.trust_sync_due = self.trust.is_installed();
+                self.close_all(now, CloseReason::CurrentUsageRequested)?;
                 Ok(Outcome::Queued)
             }
             Command::FactoryReset => {

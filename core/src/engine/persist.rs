@@ -31,8 +31,9 @@
 //! with [`Code::RecordFromNewerVersion`], never misread. Trust is believed only if every
 //! trust code's signature verifies against the configured trust anchor and binds the key its
 //! handle names, not merely because the checksum matches. Change detection is by digest: the
-//! engine encodes each record into a CRC and compares it with the CRC of what was last saved,
-//! so no code path can forget to mark a change.
+//! engine encodes each record into a 64-bit FNV-1a digest (not the CRC: see [`fnv1a`]) and
+//! compares it with the digest of what was last saved, so no code path can forget to mark a
+//! change.
 
 use rand_core::{CryptoRng, RngCore};
 
@@ -159,12 +160,29 @@ impl Records {
     }
 }
 
-/// Writes a frame body: into a buffer, or (without one) only into the running CRC, which is
-/// how [`Engine::changed`] compares the current state with what was saved.
+/// Writes a frame body: into a buffer, or (without one) only into the running CRC and
+/// digest, which is how [`Engine::changed`] compares the current state with what was saved.
 pub(crate) struct Out<'b> {
     buf: Option<&'b mut [u8]>,
     len: usize,
     crc: u32,
+    digest: u64,
+}
+
+/// FNV-1a (64-bit) offset basis and prime.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// Change detection cannot use the frame's CRC-32: the nonce record ends with the tracker's
+/// own CRC-32 of its bytes, and a CRC over data followed by its CRC is the same for all data
+/// of one length. Every nonce table of one size had the same frame CRC, so a change that kept
+/// the size (a nonce issued and cancelled, one expired and one issued) went unsaved. FNV-1a is
+/// not linear over GF(2), so no embedded CRC cancels out of it.
+fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h = (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME);
+    }
+    h
 }
 
 impl Out<'_> {
@@ -179,6 +197,7 @@ impl Out<'_> {
                 .copy_from_slice(bytes);
         }
         self.crc = crc32_update(self.crc, bytes);
+        self.digest = fnv1a(self.digest, bytes);
         self.len = end;
         Ok(())
     }
@@ -293,17 +312,18 @@ impl<'b> In<'b> {
     }
 }
 
-/// Frames `body` as record `r`: into `buf`, or only through the CRC when `buf` is `None`.
-/// Returns the frame's length and CRC.
+/// Frames `body` as record `r`: into `buf`, or only through the CRC and digest when `buf` is
+/// `None`. Returns the frame's length and digest.
 fn frame(
     r: Record,
     buf: Option<&mut [u8]>,
     body: impl FnOnce(&mut Out<'_>) -> Result<(), Code>,
-) -> Result<(usize, u32), Code> {
+) -> Result<(usize, u64), Code> {
     let mut out = Out {
         buf,
         len: 0,
         crc: CRC_INIT,
+        digest: FNV_OFFSET,
     };
     out.put(&MAGIC)?;
     out.u8(r.id())?;
@@ -311,7 +331,7 @@ fn frame(
     body(&mut out)?;
     let crc = crc32_finish(out.crc);
     out.u32(crc)?;
-    Ok((out.len, crc))
+    Ok((out.len, out.digest))
 }
 
 /// Checks a frame's magic, version and CRC and says which record it is, with its CRC (a
@@ -449,10 +469,19 @@ where
         }
     }
 
-    fn digest(&self, r: Record) -> Option<u32> {
+    /// Record `r` may or may not be stored as last written (a save that failed after it was
+    /// handed to the storage, which may have landed anyway): the next save writes it again,
+    /// even if the state moves back to what was saved before.
+    pub fn mark_unsaved(&mut self, r: Record) {
+        if let Some(slot) = self.saved.get_mut(r.index()) {
+            *slot = None;
+        }
+    }
+
+    fn digest(&self, r: Record) -> Option<u64> {
         frame(r, None, |out| self.encode_body(r, out))
             .ok()
-            .map(|(_, crc)| crc)
+            .map(|(_, digest)| digest)
     }
 
     fn encode_body(&self, r: Record, out: &mut Out<'_>) -> Result<(), Code> {
@@ -512,18 +541,17 @@ where
     /// stays fresh, an event says what was lost, and the record counts as changed so that the
     /// driver overwrites it.
     pub fn restore_record(&mut self, now: Timestamp, r: Record, bytes: &[u8]) -> Result<(), Code> {
-        let result = open_body(bytes).and_then(|(found, mut inp, crc)| {
+        let result = open_body(bytes).and_then(|(found, mut inp, _)| {
             if found != r {
                 return Err(Code::RecordCorrupt);
             }
             self.apply_record(r, &mut inp)?;
-            inp.end()?;
-            Ok(crc)
+            inp.end()
         });
         match result {
-            Ok(crc) => {
+            Ok(()) => {
                 if let Some(slot) = self.saved.get_mut(r.index()) {
-                    *slot = Some(crc);
+                    *slot = Some(fnv1a(FNV_OFFSET, bytes));
                 }
                 Ok(())
             }
@@ -716,8 +744,6 @@ where
             Record::Nonces => self.nonces = NonceTracker::new(),
             Record::Schedule => {}
         }
-        if let Some(slot) = self.saved.get_mut(r.index()) {
-            *slot = None;
-        }
+        self.mark_unsaved(r);
     }
 }

@@ -15,7 +15,8 @@
 //!
 //! Manifest (little-endian): `b"SM"`, format version, sequence number (u32), then for each
 //! record id 1–6 the current slot (0, 1 or `0xFF` for none) and, for slot 0 and 1, the length
-//! (u16) and CRC-32 of the frame last written there; then a CRC-32 of all preceding bytes.
+//! (u16) and the CRC-32 the frame last written there carries (see [`content_crc`]); then a
+//! CRC-32 of all preceding bytes.
 
 use core::ops::Range;
 
@@ -33,8 +34,9 @@ use crate::nonce::{crc32_finish, crc32_update, CRC_INIT};
 
 /// Manifest magic.
 const MAGIC: [u8; 2] = *b"SM";
-/// Manifest format version written.
-pub const MANIFEST_VERSION: u8 = 1;
+/// Manifest format version written. Version 1 kept a CRC over each whole frame, which is the
+/// same for every valid frame; a version-1 manifest reads as corrupt (no release wrote one).
+pub const MANIFEST_VERSION: u8 = 2;
 const MANIFEST_KEY: u16 = 0;
 const ENTRY_LEN: usize = 1 + 2 * (2 + 4);
 /// Bytes of an encoded manifest.
@@ -254,6 +256,17 @@ impl Manifest {
 
 fn crc32(bytes: &[u8]) -> u32 {
     crc32_finish(crc32_update(CRC_INIT, bytes))
+}
+
+/// The CRC a record frame carries: that of all its bytes but the last four. (A CRC over the
+/// whole frame, trailer included, is the same constant for every valid frame, so it would not
+/// tell one version of a record from another.)
+fn content_crc(frame: &[u8]) -> u32 {
+    crc32(
+        frame
+            .get(..frame.len().saturating_sub(4))
+            .unwrap_or_default(),
+    )
 }
 
 fn chunk_key(r: Record, slot: u8, n: usize) -> u16 {
@@ -555,7 +568,7 @@ impl<F: NorFlash, W: AsMut<[u8]>> Storage for FlashStorage<F, W> {
                 _ => return Err(Code::RecordCorrupt),
             }
         }
-        if crc32(out) != s.crc {
+        if content_crc(out) != s.crc {
             return Err(Code::RecordCorrupt);
         }
         Ok(Some(len))
@@ -597,7 +610,7 @@ impl<F: NorFlash, W: AsMut<[u8]>> Storage for FlashStorage<F, W> {
             if let Some(s) = e.slots.get_mut(usize::from(slot)) {
                 *s = Slot {
                     len,
-                    crc: crc32(frame),
+                    crc: content_crc(frame),
                 };
             }
         }

@@ -165,16 +165,20 @@ where
     if changed.is_empty() {
         return Ok(changed);
     }
-    for r in changed.iter() {
-        let staged = engine
+    let result = changed.iter().try_for_each(|r| {
+        engine
             .write_record(r, buf)
-            .and_then(|n| storage.stage(r, buf.get(..n).ok_or(Code::BufferTooSmall)?));
-        if let Err(e) = staged {
-            storage.discard();
-            return Err(e);
+            .and_then(|n| storage.stage(r, buf.get(..n).ok_or(Code::BufferTooSmall)?))
+    });
+    if let Err(e) = result.and_then(|()| storage.commit()) {
+        storage.discard();
+        // A failed commit may still have landed: if the state then moved back to what was
+        // saved before, only a fresh write of these records makes the medium agree again.
+        for r in changed.iter() {
+            engine.mark_unsaved(r);
         }
+        return Err(e);
     }
-    storage.commit()?;
     for r in changed.iter() {
         engine.mark_saved(r);
     }
