@@ -616,3 +616,46 @@ fn a_lost_trust_answer_does_not_burn_the_token() {
     assert!(p.has_event("uses left"), "{:?}", p.events);
     assert!(p.dev.trust().is_installed());
 }
+
+/// A forced re-trust while closed reports wait unsent (the service was unreachable): the
+/// service then knows only the new device key, so the device signs those reports again with
+/// it; none is rejected and every one is acknowledged.
+#[test]
+fn reports_closed_before_a_forced_retrust_are_signed_again_and_accepted() {
+    let mut p = Pair::new(false, UsageMode::Immediate);
+    p.trust("TOKEN-TWO-USES");
+    p.cmd(Command::RecordUsage { tag: TAG, count: 2 }).unwrap();
+    p.unreachable = true;
+    p.cmd(Command::SyncNow).unwrap();
+    p.run_for(MIN);
+    p.cmd(Command::RecordUsage { tag: TAG, count: 3 }).unwrap();
+    p.cmd(Command::SyncNow).unwrap();
+    p.run_for(MIN);
+    let waiting: Vec<_> = p.dev.reports().iter().map(|r| r.id).collect();
+    assert!(waiting.len() >= 2, "{waiting:?}");
+    p.unreachable = false;
+
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-TWO-USES",
+        scope: Scope::Local,
+        force: true,
+    })
+    .unwrap();
+    assert_eq!(p.exchange(), Some(MessageKind::TrustEstablishment));
+    assert!(p.has_event("TRUST_INSTALL_SUCCESS"), "{:?}", p.events);
+    p.cmd(Command::SyncNow).unwrap();
+    p.run_for(MIN);
+    assert!(
+        p.dev.reports().is_empty(),
+        "reports left: {:?}; events {:?}",
+        p.dev.reports(),
+        p.events
+    );
+    let acks: Vec<_> = p
+        .events
+        .iter()
+        .filter(|e| e.contains("USAGE_ACK_RECEIVED"))
+        .collect();
+    assert!(!acks.is_empty());
+    assert!(acks.iter().all(|e| e.ends_with(" 0 rejected")), "{acks:?}");
+}

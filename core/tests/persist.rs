@@ -475,3 +475,56 @@ fn a_nonce_table_change_that_keeps_its_size_is_saved() {
     p.dev.write_record(Record::Nonces, &mut live).unwrap();
     assert_eq!(stored, &live);
 }
+
+/// The trust record carries an establishment under way: a reboot after the service installed
+/// the device's new keys but before its answer was applied resends the same request (the same
+/// keys and token), and the service answers it without spending a second use.
+#[test]
+fn a_trust_establishment_under_way_survives_a_reboot() {
+    let mut p = Pair::new(false, UsageMode::Immediate);
+    p.cmd(Command::EstablishTrust {
+        token: "TOKEN-ONE-USE",
+        scope: Scope::Local,
+        force: false,
+    })
+    .unwrap();
+    p.lose_next_answer = true;
+    assert_eq!(p.exchange(), Some(MessageKind::TrustEstablishment));
+    assert!(!p.dev.trust().is_installed());
+    assert_eq!(p.svc.token("TOKEN-ONE-USE").unwrap().unwrap().uses, 1);
+
+    for (r, result) in p.reboot() {
+        assert_eq!(result, Ok(()), "{r:?}");
+    }
+    p.run_for(2 * MIN);
+    assert!(p.dev.trust().is_installed(), "{:?}", p.events);
+    assert_eq!(p.svc.token("TOKEN-ONE-USE").unwrap().unwrap().uses, 1);
+
+    // Once installed, nothing is under way any more: the record says so.
+    let installed = p.store[&Record::Trust.id()].clone();
+    let mut q = fresh_like(&p);
+    q.dev
+        .restore_record(Timestamp(q.now), Record::Trust, &installed)
+        .unwrap();
+    q.dev.finish_restore(Timestamp(q.now));
+    assert_eq!(q.dev.poll_transmit(Timestamp(q.now), &mut q.buf), None);
+}
+
+/// A trust record of format version 1 (before the pending section) still restores.
+#[test]
+fn a_version_1_trust_record_still_restores() {
+    let p = busy_pair();
+    let trust = p.store[&Record::Trust.id()].clone();
+    let v1 = frame_with(&trust, |b| {
+        assert_eq!(b.pop(), Some(0), "nothing under way");
+        b[3] = 1;
+    });
+    let mut q = fresh_like(&p);
+    assert_eq!(
+        q.dev.restore_record(Timestamp(q.now), Record::Trust, &v1),
+        Ok(())
+    );
+    assert!(q.dev.trust().is_installed());
+    // Saved again in the current format.
+    assert!(q.dev.changed().contains(Record::Trust));
+}

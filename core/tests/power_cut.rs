@@ -818,17 +818,13 @@ fn sync_now_with_a_full_report_store_still_sends_what_it_holds() {
     });
 }
 
-/// Engine finding (the pending trust lives in `engine/mod.rs`): a power cut after a forced
-/// re-trust's answer reached the device but before its save committed leaves the service with
-/// the new device key and the device with the old trust. The device forgot the pending keys,
-/// so it cannot even resend the request; every report it signs from then on is rejected until
-/// an operator re-trusts. Proposed fix: save the pending trust (slots, key handles, token,
-/// `force`) with the request's nonce before the request goes out (a section of the `Trust`
-/// record), and after a reboot resend the same request: the service answers a resend (same
-/// token, same keys) again without spending a use (`server/trust.rs`), and the device installs
-/// the codes for the keys it holds.
+/// A power cut after a forced re-trust's answer reached the device but before its save
+/// committed. Found by this suite: the pending trust was not saved, so the service held the new
+/// device key and the device the old trust, and had forgotten the new keys; every report it
+/// signed from then on was rejected until an operator re-trusted. The trust record now carries
+/// the establishment under way, and after the reboot the device resends the same request (the
+/// service answers a resend without spending a use) and installs the codes for its keys.
 #[test]
-#[ignore = "engine finding: a pending trust establishment is not persisted"]
 fn a_cut_after_a_forced_retrust_answer_does_not_orphan_the_device_key() {
     on_big_stack(move || {
         let mut rig = Rig::new(false, mount(small_flash()), 4);
@@ -849,20 +845,35 @@ fn a_cut_after_a_forced_retrust_answer_does_not_orphan_the_device_key() {
         let (_, answer) = rig.send().unwrap();
         assert!(answer.is_some());
         rig.reboot();
+        rig.events.clear();
         rig.exchanges();
-        // Usage from now on: its reports must still be accepted.
+        assert!(
+            rig.events
+                .iter()
+                .any(|e| e.contains("TRUST_INSTALL_SUCCESS")),
+            "the establishment was not resent: {:?}",
+            rig.events
+        );
+        // Usage from now on, and the report closed by the reload: all accepted.
         rig.record(TAG, 2);
         rig.call(|d, now| {
             let _ = d.handle_command(now, Command::SyncNow);
         });
         rig.exchanges();
         assert!(
+            rig.p.dev.reports().is_empty(),
+            "reports not acknowledged after the cut: {:?}; events {:?}",
             rig.p
                 .dev
                 .reports()
                 .iter()
-                .all(|r| r.state != ReportState::Rejected),
-            "reports rejected after the cut: {:?}",
+                .map(|r| r.state)
+                .collect::<Vec<_>>(),
+            rig.events
+        );
+        assert!(
+            !rig.events.iter().any(|e| e.contains("COMM_FAILED")),
+            "{:?}",
             rig.events
         );
     });

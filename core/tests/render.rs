@@ -76,17 +76,15 @@ fn rejected() -> Pair {
     let mut p = Pair::with_policy(false, UsageMode::Immediate, None);
     trust(&mut p);
     p.cmd(Command::RecordUsage { tag: TAG, count: 1 }).unwrap();
+    let before = p.store.clone();
     p.now += MIN;
-    p.cmd(Command::RecordUsage { tag: TAG, count: 2 }).unwrap();
-    p.now += MIN;
-    p.cmd(Command::EstablishTrust {
-        token: "TOKEN-AGAIN",
-        scope: Scope::Local,
-        force: true,
-    })
-    .unwrap();
+    p.cmd(Command::SyncNow).unwrap();
     while p.exchange().is_some() {}
+    // The device comes back from an older copy of its records (a storage rollback): the
+    // reload closes the same report again, with other contents, and the service refuses it.
+    p.store = before;
     p.now += MIN;
+    p.reboot();
     p.cmd(Command::SyncNow).unwrap();
     while p.exchange().is_some() {}
     p
@@ -618,6 +616,6 @@ Smart Licensing Usage Report:
 ====================================
 Report Id,          State,    Flag, Feature Name
 1700000000          REJECTED  N     AIR-DNA-A
-                    Reason: signed with a key that is not the unit's device key
-1700000180          OPEN      N     AIR-DNA-A
+                    Reason: report_id already received with different content
+1700000121          OPEN      N     AIR-DNA-A
 ";

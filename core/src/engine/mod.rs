@@ -463,6 +463,24 @@ where
             .map_err(Error::Protocol)
     }
 
+    /// After a re-trust the service knows only the new device key: reports closed under the
+    /// old one and not sent yet are signed again with the new one, or they would be rejected.
+    fn resign_stored_reports(&mut self, now: Timestamp) {
+        let Some((key, _)) = self.trust.active() else {
+            return;
+        };
+        let resigned = self.reports.rewrite_closed(|old, out| {
+            crate::msg::rum::resign(old, key, out).map_err(|e| e.code())
+        });
+        if let Err(cause) = resigned {
+            self.emit(
+                now,
+                EventKind::PlatformError { cause },
+                "stored reports not signed with the new key",
+            );
+        }
+    }
+
     fn close_all(&mut self, now: Timestamp, reason: CloseReason) -> Result<(), Error> {
         let open: heapless::Vec<usize, { usage::DEFAULT_TAGS }> = self.usage.open_tags().collect();
         for i in open {
@@ -957,6 +975,7 @@ where
                     return Err(Error::Protocol(c));
                 }
                 self.emit(now, EventKind::TrustInstallSuccess, "");
+                self.resign_stored_reports(now);
                 self.install_policy(now, policy.as_ref());
                 Ok(ResponseStatus::Ok)
             }

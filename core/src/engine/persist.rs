@@ -41,17 +41,18 @@ use crate::diag::event::EventKind;
 use crate::error::Code;
 use crate::msg::policy::{Origin, ResolvedPolicy};
 use crate::nonce::{crc32_finish, crc32_update, NonceTracker, CRC_INIT};
-use crate::types::{ReportId, Timestamp};
+use crate::types::{ReportId, Scope, Timestamp};
 
 use super::reports::ReportState;
-use super::trust::{KeyProvider, MAX_KEY_HANDLE_LEN};
+use super::trust::{KeyProvider, PendingKeys, MAX_KEY_HANDLE_LEN};
 use super::usage::CloseReason;
-use super::{Engine, PolicyState};
+use super::{Engine, PendingTrust, PolicyState};
 
 /// Frame magic.
 pub const MAGIC: [u8; 2] = *b"SL";
-/// Format version written.
-pub const FORMAT_VERSION: u8 = 1;
+/// Format version written. Version 2 added the pending trust establishment to the trust
+/// record; version 1 records are still read (their trust record has no pending section).
+pub const FORMAT_VERSION: u8 = 2;
 /// Frame bytes around a body: magic, id, version, CRC.
 pub const FRAME_LEN: usize = 8;
 
@@ -59,7 +60,8 @@ pub const FRAME_LEN: usize = 8;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Record {
-    /// Installed trust: key handles and signed trust codes.
+    /// Installed trust (key handles and signed trust codes) and a trust establishment under
+    /// way (its key handles, token and retry time), so that a reboot can resend it.
     Trust = 1,
     /// The installed policy.
     Policy = 2,
@@ -337,10 +339,10 @@ fn frame(
 /// Checks a frame's magic, version and CRC and says which record it is, with its CRC (a
 /// storage layer can file a record without restoring it).
 pub fn open(bytes: &[u8]) -> Result<(Record, u32), Code> {
-    open_body(bytes).map(|(r, _, crc)| (r, crc))
+    open_body(bytes).map(|(r, _, _, crc)| (r, crc))
 }
 
-fn open_body(bytes: &[u8]) -> Result<(Record, In<'_>, u32), Code> {
+fn open_body(bytes: &[u8]) -> Result<(Record, u8, In<'_>, u32), Code> {
     if bytes.len() < FRAME_LEN {
         return Err(Code::RecordCorrupt);
     }
@@ -368,7 +370,7 @@ fn open_body(bytes: &[u8]) -> Result<(Record, In<'_>, u32), Code> {
         return Err(Code::RecordFromNewerVersion);
     }
     let r = Record::from_id(id).ok_or(Code::RecordFromNewerVersion)?;
-    Ok((r, inp, crc))
+    Ok((r, version, inp, crc))
 }
 
 const fn origin_id(o: Origin) -> u8 {
@@ -532,6 +534,25 @@ where
             out.short(handle.get(..n).ok_or(Code::BufferTooSmall)?)?;
             out.long(&u.code)?;
         }
+        // The establishment under way: its keys are already with the service once the request
+        // left, so a reboot must resend it with the same keys (the service answers a resend
+        // without spending a token use) rather than forget them.
+        let Some(p) = self.pending_trust.as_ref() else {
+            return out.bool(false);
+        };
+        out.bool(true)?;
+        out.bool(p.keys.scope == Scope::All)?;
+        out.bool(p.force)?;
+        out.short(p.token.as_bytes())?;
+        out.u32(p.failures)?;
+        out.time(p.due)?;
+        out.count(p.keys.keys.len())?;
+        for (slot, key) in p.keys.keys.iter() {
+            let mut handle = [0u8; MAX_KEY_HANDLE_LEN];
+            let n = self.keys.export(key, &mut handle)?;
+            out.u8(u8::try_from(*slot).map_err(|_| Code::CapacityExceeded)?)?;
+            out.short(handle.get(..n).ok_or(Code::BufferTooSmall)?)?;
+        }
         Ok(())
     }
 
@@ -541,11 +562,11 @@ where
     /// stays fresh, an event says what was lost, and the record counts as changed so that the
     /// driver overwrites it.
     pub fn restore_record(&mut self, now: Timestamp, r: Record, bytes: &[u8]) -> Result<(), Code> {
-        let result = open_body(bytes).and_then(|(found, mut inp, _)| {
+        let result = open_body(bytes).and_then(|(found, version, mut inp, _)| {
             if found != r {
                 return Err(Code::RecordCorrupt);
             }
-            self.apply_record(r, &mut inp)?;
+            self.apply_record(r, version, &mut inp)?;
             inp.end()
         });
         match result {
@@ -627,9 +648,9 @@ where
         now
     }
 
-    fn apply_record(&mut self, r: Record, inp: &mut In<'_>) -> Result<(), Code> {
+    fn apply_record(&mut self, r: Record, version: u8, inp: &mut In<'_>) -> Result<(), Code> {
         match r {
-            Record::Trust => self.apply_trust(inp),
+            Record::Trust => self.apply_trust(version, inp),
             Record::Policy => {
                 self.policy = decode_policy(inp)?;
                 Ok(())
@@ -675,7 +696,7 @@ where
         }
     }
 
-    fn apply_trust(&mut self, inp: &mut In<'_>) -> Result<(), Code> {
+    fn apply_trust(&mut self, version: u8, inp: &mut In<'_>) -> Result<(), Code> {
         let n = inp.count()?;
         let mut parts: heapless::Vec<(usize, Timestamp, K::Key, &[u8]), MEMBERS> =
             heapless::Vec::new();
@@ -689,14 +710,58 @@ where
                 .push((slot, installed_at, key, code))
                 .map_err(|_| Code::CapacityExceeded)?;
         }
+        let pending = if version >= 2 {
+            self.decode_pending_trust(inp)?
+        } else {
+            None
+        };
         if parts.is_empty() {
             self.trust.clear();
-            return Ok(());
+        } else {
+            let anchor = &self.config.trust_anchor;
+            self.trust
+                .restore(parts.into_iter(), anchor, &self.config.members)?;
         }
-        let anchor = &self.config.trust_anchor;
-        self.trust
-            .restore(parts.into_iter(), anchor, &self.config.members)
-            .map(|_| ())
+        self.pending_trust = pending;
+        Ok(())
+    }
+
+    fn decode_pending_trust(
+        &mut self,
+        inp: &mut In<'_>,
+    ) -> Result<Option<PendingTrust<K::Key, MEMBERS>>, Code> {
+        if !inp.bool()? {
+            return Ok(None);
+        }
+        let scope = if inp.bool()? {
+            Scope::All
+        } else {
+            Scope::Local
+        };
+        let force = inp.bool()?;
+        let token = core::str::from_utf8(inp.short()?).map_err(|_| Code::RecordCorrupt)?;
+        let token = heapless::String::try_from(token).map_err(|_| Code::RecordCorrupt)?;
+        let failures = inp.u32()?;
+        let due = inp.time()?;
+        let mut keys = heapless::Vec::new();
+        for _ in 0..inp.count()? {
+            let slot = usize::from(inp.u8()?);
+            if slot >= self.config.members.len() {
+                return Err(Code::RecordCorrupt);
+            }
+            let key = self.keys.import(slot, inp.short()?)?;
+            keys.push((slot, key)).map_err(|_| Code::RecordCorrupt)?;
+        }
+        if keys.is_empty() {
+            return Err(Code::RecordCorrupt);
+        }
+        Ok(Some(PendingTrust {
+            keys: PendingKeys { keys, scope },
+            token,
+            force,
+            failures,
+            due,
+        }))
     }
 
     fn apply_reports(&mut self, inp: &mut In<'_>) -> Result<(), Code> {
@@ -734,7 +799,10 @@ where
     /// Puts one part back in its fresh state after its record failed to restore.
     fn reset_part(&mut self, r: Record) {
         match r {
-            Record::Trust => self.trust.clear(),
+            Record::Trust => {
+                self.trust.clear();
+                self.pending_trust = None;
+            }
             Record::Policy => self.policy = PolicyState::cisco_default(),
             Record::Usage => {
                 self.first_use = None;

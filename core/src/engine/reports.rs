@@ -194,6 +194,41 @@ impl<const N: usize, const BYTES: usize> ReportStore<N, BYTES> {
         true
     }
 
+    /// Rewrites every `Closed` report through `f` (old bytes in, new bytes written into the
+    /// free space, their length returned), keeping the order. Stops at the first error; the
+    /// reports rewritten so far stay rewritten. Returns how many were rewritten.
+    pub fn rewrite_closed(
+        &mut self,
+        mut f: impl FnMut(&[u8], &mut [u8]) -> Result<usize, Code>,
+    ) -> Result<usize, Code> {
+        let mut done = 0usize;
+        for i in 0..self.meta.len() {
+            let Some(r) = self.meta.get(i).filter(|r| r.state == ReportState::Closed) else {
+                continue;
+            };
+            let (off, old) = (r.off, r.len);
+            let (held, free) = self.arena.split_at_mut(self.used);
+            let src = held.get(off..off + old).ok_or(Code::InvalidArgument)?;
+            let new = f(src, free)?;
+            let end = self.used.checked_add(new).ok_or(Code::CapacityExceeded)?;
+            // Drop the old bytes, then turn the new ones (now at the end) into their place.
+            self.arena.copy_within(off + old..end, off);
+            self.arena
+                .get_mut(off..end - old)
+                .ok_or(Code::InvalidArgument)?
+                .rotate_right(new);
+            self.used = end - old;
+            for other in self.meta.iter_mut().filter(|o| o.off > off) {
+                other.off = other.off - old + new;
+            }
+            if let Some(r) = self.meta.get_mut(i) {
+                r.len = new;
+            }
+            done += 1;
+        }
+        Ok(done)
+    }
+
     /// Forgets everything (factory reset).
     pub fn clear(&mut self) {
         self.meta.clear();
@@ -238,6 +273,50 @@ mod tests {
         put(&mut s, 2, b"12").unwrap();
         assert_eq!(s.free().unwrap_err(), Code::CapacityExceeded);
         assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn rewriting_closed_reports_keeps_order_and_the_others_intact() {
+        let mut s: ReportStore<4, 32> = ReportStore::new();
+        put(&mut s, 1, b"aaaa").unwrap();
+        put(&mut s, 2, b"bb").unwrap();
+        put(&mut s, 3, b"cccccc").unwrap();
+        put(&mut s, 4, b"dd").unwrap();
+        assert!(s.set_state(ReportId(2), ReportState::Pending));
+        // Longer, shorter, and the same length.
+        let n = s
+            .rewrite_closed(|old, out| {
+                let new: &[u8] = match old {
+                    b"aaaa" => b"AAAAAAA",
+                    b"cccccc" => b"C",
+                    _ => b"DD",
+                };
+                out.get_mut(..new.len())
+                    .ok_or(Code::CapacityExceeded)?
+                    .copy_from_slice(new);
+                Ok(new.len())
+            })
+            .unwrap();
+        assert_eq!(n, 3);
+        let all: std::vec::Vec<_> = s.iter().map(|r| (r.id.0, s.bytes(r).to_vec())).collect();
+        assert_eq!(
+            all,
+            [
+                (1, b"AAAAAAA".to_vec()),
+                (2, b"bb".to_vec()),
+                (3, b"C".to_vec()),
+                (4, b"DD".to_vec())
+            ]
+        );
+        assert_eq!(s.bytes_used(), 12);
+        // No room for a rewrite: the error comes back and the report is left as it was.
+        let mut full: ReportStore<1, 4> = ReportStore::new();
+        put(&mut full, 1, b"abcd").unwrap();
+        assert_eq!(
+            full.rewrite_closed(|_, out| out.get_mut(..1).map(|_| 1).ok_or(Code::CapacityExceeded)),
+            Err(Code::CapacityExceeded)
+        );
+        assert_eq!(full.bytes(full.iter().next().unwrap()), b"abcd");
     }
 
     #[test]

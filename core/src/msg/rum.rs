@@ -191,6 +191,18 @@ impl<'a> SignedRum<'a> {
     }
 }
 
+/// Signs a stored report again with `signer`: the same payload bytes, a new signature (after a
+/// re-trust the service knows only the new key). Returns the length written into `buf`.
+pub fn resign(report: &[u8], signer: &impl Signer, buf: &mut [u8]) -> Result<usize, Error> {
+    let node = crate::msg::root(report, "rum")?;
+    let signed = Signed::split(&node, "payload", "rum")?;
+    let mut w = Writer::new(buf);
+    write_signed(&mut w, "payload", Layout::MemberFirst, signer, |w| {
+        w.raw(signed.body.bytes, "rum.payload")
+    })?;
+    Ok(w.len())
+}
+
 /// Encodes and signs a report: `{"payload":…,"signature":…}`. Returns the length written.
 pub fn encode(
     buf: &mut [u8],
