@@ -1,24 +1,35 @@
-//! The engine's persistence records on a [`FileStore`]: one file per record
-//! (`engine-trust`, `engine-usage`, …), each replaced atomically.
+//! The engine's persistence records in the device's directory: one state file (`slup-state`)
+//! written through `slup_core::storage::file`, so that a save of several records lands whole
+//! or not at all (a crash between two per-record files could keep a usage record that moved on
+//! without the report it closed).
 //!
-//! [`save`] writes every record the engine reports changed and marks it saved only once it is
-//! on the medium; [`restore`] hands every record found back to a fresh engine. A record that
-//! fails its file checksum or the engine's own checks is reported, never trusted, and the
-//! others restore on their own.
+//! [`save`] writes every record the engine reports changed, in one atomic replacement, and
+//! marks them saved only once it is on the medium; [`restore`] hands every record found back
+//! to a fresh engine. A record that fails its checks is reported, never trusted.
 
 use rand_core::{CryptoRng, RngCore};
 use slup_core::engine::persist::Record;
 use slup_core::engine::trust::KeyProvider;
 use slup_core::engine::Engine;
+use slup_core::storage::file::FileStorage;
+use slup_core::storage::{self, Storage};
 use slup_core::types::Timestamp;
 use slup_core::Code;
 
 use crate::error::HostError;
 use crate::store::FileStore;
 
-/// The file name of an engine record.
-pub fn file_name(r: Record) -> String {
-    format!("engine-{}", r.name())
+/// Bytes lent to the storage for one record: more than the largest record the engine's
+/// capacities allow.
+const RECORD_BUF: usize = 64 * 1024;
+
+fn open(store: &FileStore) -> Result<FileStorage, HostError> {
+    FileStorage::open_dir(store.dir()).map_err(|c| {
+        HostError::new(
+            c,
+            format!("opening the state file in {}", store.dir().display()),
+        )
+    })
 }
 
 /// Writes every changed record; returns how many were written.
@@ -26,20 +37,13 @@ pub fn save<K: KeyProvider, R: RngCore + CryptoRng, const M: usize>(
     engine: &mut Engine<K, R, M>,
     store: &FileStore,
 ) -> Result<usize, HostError> {
-    let mut n = 0;
-    for r in engine.changed().iter() {
-        let len = engine
-            .record_len(r)
-            .map_err(|c| HostError::new(c, format!("encoding the {} record", r.name())))?;
-        let mut buf = vec![0u8; len];
-        let len = engine
-            .write_record(r, &mut buf)
-            .map_err(|c| HostError::new(c, format!("encoding the {} record", r.name())))?;
-        store.write(&file_name(r), buf.get(..len).unwrap_or_default())?;
-        engine.mark_saved(r);
-        n += 1;
+    if engine.changed().is_empty() {
+        return Ok(0);
     }
-    Ok(n)
+    let mut buf = vec![0u8; RECORD_BUF];
+    let written = storage::save(engine, &mut open(store)?, &mut buf)
+        .map_err(|c| HostError::new(c, "saving the engine state"))?;
+    Ok(written.iter().count())
 }
 
 /// What the restart that precedes a restore was.
@@ -61,37 +65,54 @@ pub fn restore<K: KeyProvider, R: RngCore + CryptoRng, const M: usize>(
     now: Timestamp,
     restart: Restart,
 ) -> Vec<(Record, HostError)> {
-    let mut lost = Vec::new();
-    for r in Record::ALL {
-        match store.read(&file_name(r)) {
-            Ok(None) => {}
-            Ok(Some(bytes)) => {
-                if let Err(c) = engine.restore_record(now, r, &bytes) {
-                    lost.push((r, HostError::new(c, format!("{} record", r.name()))));
-                }
-            }
-            Err(e) => lost.push((r, e)),
+    let found = match open(store) {
+        Ok(mut st) => {
+            let mut buf = vec![0u8; RECORD_BUF];
+            let r = storage::restore_records(engine, &mut st, &mut buf, now);
+            r.lost
+                .iter()
+                .map(|rec| {
+                    let code = r.cause(rec).unwrap_or(Code::RecordCorrupt);
+                    (rec, HostError::new(code, format!("{} record", rec.name())))
+                })
+                .collect()
         }
-    }
+        // Without the directory nothing could be read: every part stays fresh.
+        Err(e) => {
+            for r in Record::ALL {
+                engine.record_unreadable(now, r, e.code);
+            }
+            Record::ALL.iter().map(|r| (*r, e.clone())).collect()
+        }
+    };
     match restart {
         Restart::Reload => engine.finish_restore(now),
         Restart::Resume => engine.finish_resume(now),
     }
-    lost
+    found
+}
+
+/// Every engine record stored, by record, as its frame bytes (diagnostics and tests).
+pub fn records(store: &FileStore) -> Result<Vec<(Record, Vec<u8>)>, HostError> {
+    let mut st = open(store)?;
+    let mut buf = vec![0u8; RECORD_BUF];
+    let mut out = Vec::new();
+    for r in Record::ALL {
+        let read = st
+            .read(r, &mut buf)
+            .map_err(|c| HostError::new(c, format!("reading the {} record", r.name())))?;
+        if let Some(n) = read {
+            out.push((r, buf.get(..n).unwrap_or_default().to_vec()));
+        }
+    }
+    Ok(out)
 }
 
 /// Removes every engine record (a device's licensing state, not its configuration).
 pub fn clear(store: &FileStore) -> Result<(), HostError> {
-    for r in Record::ALL {
-        store.remove(&file_name(r))?;
-    }
-    Ok(())
-}
-
-/// `true` when the store holds any engine record.
-pub fn any(store: &FileStore) -> Result<bool, HostError> {
-    let names = store.names()?;
-    Ok(Record::ALL.iter().any(|r| names.contains(&file_name(*r))))
+    open(store)?
+        .wipe()
+        .map_err(|c| HostError::new(c, "removing the engine state"))
 }
 
 /// The code a caller reports when saving failed before a request went out.

@@ -128,7 +128,7 @@ impl Record {
         }
     }
 
-    const fn index(self) -> usize {
+    pub(crate) const fn index(self) -> usize {
         self as usize - 1
     }
 }

@@ -195,15 +195,45 @@ pub struct Restored {
     pub restored: Records,
     /// Records stored but not restored (each with a `PLATFORM_ERROR` event).
     pub lost: Records,
-    /// The first reason a record was lost.
-    pub first_error: Option<Code>,
+    /// Why each lost record was lost, by record index.
+    causes: [Option<Code>; Record::ALL.len()],
+}
+
+impl Restored {
+    /// Why record `r` was lost (`None` if it was not).
+    pub fn cause(&self, r: Record) -> Option<Code> {
+        self.causes.get(r.index()).copied().flatten()
+    }
+
+    /// The first reason a record was lost, in restore order.
+    pub fn first_error(&self) -> Option<Code> {
+        Record::ALL.iter().find_map(|r| self.cause(*r))
+    }
 }
 
 /// Restores a fresh engine (right after [`Engine::new`]) from `storage` and finishes the
-/// restore at `now`. A record that cannot be read or does not restore leaves its part fresh,
-/// with an event; the others are unaffected. `buf` must hold the largest record. Call
-/// [`save`] next.
+/// restore at `now` as a product reload ([`Engine::finish_restore`]). A record that cannot be
+/// read or does not restore leaves its part fresh, with an event; the others are unaffected.
+/// `buf` must hold the largest record. Call [`save`] next.
 pub fn restore<S, K, R, const M: usize>(
+    engine: &mut Engine<K, R, M>,
+    storage: &mut S,
+    buf: &mut [u8],
+    now: Timestamp,
+) -> Restored
+where
+    S: Storage + ?Sized,
+    K: KeyProvider,
+    R: RngCore + CryptoRng,
+{
+    let out = restore_records(engine, storage, buf, now);
+    engine.finish_restore(now);
+    out
+}
+
+/// [`restore`] without the finish: the caller picks [`Engine::finish_restore`] (a product
+/// reload) or [`Engine::finish_resume`] (a host process restarted on the same state).
+pub fn restore_records<S, K, R, const M: usize>(
     engine: &mut Engine<K, R, M>,
     storage: &mut S,
     buf: &mut [u8],
@@ -243,10 +273,11 @@ where
             Ok(()) => out.restored.insert(r),
             Err(cause) => {
                 out.lost.insert(r);
-                out.first_error.get_or_insert(cause);
+                if let Some(slot) = out.causes.get_mut(r.index()) {
+                    *slot = Some(cause);
+                }
             }
         }
     }
-    engine.finish_restore(now);
     out
 }

@@ -213,14 +213,10 @@ pub struct Bench {
 
 /// Every record file's bytes, by name.
 pub fn snapshot(store: &FileStore) -> BTreeMap<String, Vec<u8>> {
-    store
-        .names()
+    persist::records(store)
         .unwrap()
         .into_iter()
-        .map(|n| {
-            let b = store.read(&n).unwrap().unwrap_or_default();
-            (n, b)
-        })
+        .map(|(r, bytes)| (r.name().to_string(), bytes))
         .collect()
 }
 
@@ -330,7 +326,7 @@ impl Bench {
 
 /// Records a failed exchange may change: the nonce it spent, and the schedule (clock mark,
 /// retry time). Trust, policy, usage and reports must come out byte for byte as they were.
-pub const MAY_CHANGE: [&str; 2] = ["engine-nonces", "engine-schedule"];
+pub const MAY_CHANGE: [&str; 2] = ["nonces", "schedule"];
 
 /// Checks what every failed exchange must satisfy: the code, the COMM_FAILED event with the
 /// code and a detail, the history entry, the persisted records, and the deadline (`bound`,
