@@ -280,6 +280,51 @@ fn air_gapped_save_and_import() {
     );
 }
 
+/// Usage files saved again and again and never imported: each takes a nonce, and once the
+/// table is full the oldest is given up rather than refusing the next file (or every network
+/// request after it). The newest file's ACK acknowledges everything; the oldest's is refused.
+#[test]
+fn usage_files_never_imported_do_not_fill_the_nonce_table() {
+    let mut p = Pair::new(false, UsageMode::Immediate);
+    p.trust("TOKEN-ONE-USE");
+    let mut files = Vec::new();
+    p.cmd(Command::RecordUsage { tag: TAG, count: 2 }).unwrap();
+    for count in 1..=2 * slup_core::nonce::DEFAULT_OUTSTANDING {
+        let mut file = vec![0u8; 16 * 1024];
+        let n = p
+            .dev
+            .save_usage(Timestamp(p.now), false, &mut file)
+            .unwrap_or_else(|e| panic!("file {count}: {e:?}"));
+        files.push(file[..n].to_vec());
+        p.now += MIN;
+    }
+    let ack = |p: &mut Pair, file: &[u8]| {
+        let mut ack = vec![0u8; 16 * 1024];
+        let m = p
+            .svc
+            .ack_usage_file(Timestamp(p.now), &mut p.srng, file, &mut ack)
+            .unwrap();
+        ack.truncate(m);
+        ack
+    };
+    let oldest = ack(&mut p, &files[0]);
+    assert_eq!(
+        p.dev.import(Timestamp(p.now), &oldest).unwrap_err().code(),
+        Code::ReplayedNonce
+    );
+    let newest = ack(&mut p, files.last().unwrap());
+    p.dev.import(Timestamp(p.now), &newest).unwrap();
+    assert!(p.dev.reports().is_empty(), "{:?}", p.dev.reports());
+    // Once the store was full, the current usage stayed open, and said so.
+    p.drain_events();
+    assert!(p.has_event("report store full"), "{:?}", p.events);
+    assert!(p.dev.usage().tags()[0].open.is_some());
+    // The network still works: the open report goes out and is acknowledged.
+    p.cmd(Command::SyncNow).unwrap();
+    p.run_for(MIN);
+    assert!(p.has_event("1 acknowledged"), "{:?}", p.events);
+}
+
 #[test]
 fn an_ack_for_another_device_is_rejected() {
     let mut a = Pair::new(false, UsageMode::Immediate);

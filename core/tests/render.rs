@@ -9,7 +9,7 @@ use common::lab::*;
 use slup_core::engine::render;
 use slup_core::engine::{Command, AGENT_VERSION};
 use slup_core::server::UsageMode;
-use slup_core::types::{Scope, Timestamp, Udi};
+use slup_core::types::{Timestamp, Udi};
 
 /// Trust with the one-use token; it must install.
 fn trust(p: &mut Pair) {

@@ -599,10 +599,7 @@ where
         kind: MessageKind,
         buf: &mut [u8],
     ) -> Result<Transmit, Error> {
-        let nonce = self
-            .nonces
-            .issue(&mut self.rng, now)
-            .map_err(Error::Protocol)?;
+        let nonce = self.issue_nonce(now)?;
         let result = self.build_with(now, kind, nonce, buf);
         match result {
             Ok(len) => {
@@ -618,6 +615,29 @@ where
                 Err(e)
             }
         }
+    }
+
+    /// A fresh nonce for a request, a usage file or a report listing. With the table full
+    /// (usage files saved and never imported), the oldest nonce not in flight is given up
+    /// first: its answer is then refused as a replay, and nothing is lost, since the reports it
+    /// covered are still held and go into every later file. Without this, the sixteenth
+    /// unanswered file would stop the device from issuing any request at all.
+    fn issue_nonce(&mut self, now: Timestamp) -> Result<Nonce, Error> {
+        if self.nonces.is_full() {
+            let in_flight = self.inflight.map(|f| f.nonce);
+            let oldest = self
+                .nonces
+                .outstanding()
+                .filter(|(n, _)| Some(*n) != in_flight)
+                .min_by_key(|(_, at)| *at)
+                .map(|(n, _)| n);
+            if let Some(n) = oldest {
+                self.nonces.cancel(n);
+            }
+        }
+        self.nonces
+            .issue(&mut self.rng, now)
+            .map_err(Error::Protocol)
     }
 
     fn build_with(
@@ -780,11 +800,19 @@ where
         if !self.trust.is_installed() {
             return Err(Error::Protocol(Code::NotTrusted));
         }
-        self.close_all(now, CloseReason::CurrentUsageRequested)?;
-        let nonce = self
-            .nonces
-            .issue(&mut self.rng, now)
-            .map_err(Error::Protocol)?;
+        match self.close_all(now, CloseReason::CurrentUsageRequested) {
+            // A full store: the file still carries what it holds (only the ACK of that frees
+            // it), and the current usage stays open and counting for a later file.
+            Err(e) if e.code() == Code::CapacityExceeded => self.emit(
+                now,
+                EventKind::PlatformError {
+                    cause: Code::CapacityExceeded,
+                },
+                "report store full: current usage stays open for the next file",
+            ),
+            other => other?,
+        }
+        let nonce = self.issue_nonce(now)?;
         let mut ids = heapless::Vec::new();
         let wanted = |state: ReportState| {
             state == ReportState::Closed || (all && state == ReportState::Pending)

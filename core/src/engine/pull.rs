@@ -224,10 +224,7 @@ where
         days: Option<u64>,
         now: Timestamp,
     ) -> Result<usize, Error> {
-        let nonce = self
-            .nonces
-            .issue(&mut self.rng, now)
-            .map_err(Error::Protocol)?;
+        let nonce = self.issue_nonce(now)?;
         let written = self.write_reports(out, days, now, nonce);
         if written.is_err() {
             self.nonces.cancel(nonce);
