@@ -636,15 +636,7 @@ fn rma_a_replacement_is_a_new_product_instance() {
 #[test]
 fn a_lost_trust_answer_does_not_burn_the_token() {
     let mut p = Pair::new(false, UsageMode::Immediate);
-    p.cmd(Command::EstablishTrust {
-        token: "TOKEN-ONE-USE",
-        scope: Scope::Local,
-        force: false,
-    })
-    .unwrap();
-    p.lose_next_answer = true;
-    assert_eq!(p.exchange(), Some(MessageKind::TrustEstablishment));
-    assert!(!p.dev.trust().is_installed());
+    p.trust_answer_lost("TOKEN-ONE-USE");
     // The retry a minute later carries the same pending key: the service recognises the
     // resend, returns the codes again and spends no second use.
     p.run_for(2 * MIN);

@@ -482,16 +482,7 @@ fn a_nonce_table_change_that_keeps_its_size_is_saved() {
 #[test]
 fn a_trust_establishment_under_way_survives_a_reboot() {
     let mut p = Pair::new(false, UsageMode::Immediate);
-    p.cmd(Command::EstablishTrust {
-        token: "TOKEN-ONE-USE",
-        scope: Scope::Local,
-        force: false,
-    })
-    .unwrap();
-    p.lose_next_answer = true;
-    assert_eq!(p.exchange(), Some(MessageKind::TrustEstablishment));
-    assert!(!p.dev.trust().is_installed());
-    assert_eq!(p.svc.token("TOKEN-ONE-USE").unwrap().unwrap().uses, 1);
+    p.trust_answer_lost("TOKEN-ONE-USE");
 
     for (r, result) in p.reboot() {
         assert_eq!(result, Ok(()), "{r:?}");

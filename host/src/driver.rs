@@ -3,18 +3,18 @@
 //! The engine decides what to send and when; the driver only moves bytes and time. For each
 //! exchange it takes the request from `poll_transmit`, POSTs it to the configured URL, and
 //! hands back either the answer (`handle_response`) or the precise reason none came
-//! (`handle_transport_error`). An HTTP error status is classified here: an unsigned error body
+//! (`handle_transport_failure`). An HTTP error status is classified here: an unsigned error body
 //! from the service is `ServiceError` (its own code and message go to the sink) unless the
 //! status is 404 or 405 (a wrong URL: `HttpClientError`, the body still quoted), 407 is
 //! `ProxyAuthRequired`, other 4xx `HttpClientError`, 5xx `HttpServerError`, each with the
 //! status line and an excerpt of the body. Events go to a [`Sink`] as they happen.
 //!
-//! The engine takes only the code of a transport failure (`handle_transport_error`), so its
-//! own event log and history say *which* failure without the specifics. The driver adds them
-//! to the events it forwards: a `COMM_FAILED` (or `TRUST_CODE_INSTALL_FAILED`) event caused by
-//! the exchange, without a detail of its own, gets the failure's detail (the host name, the
-//! address tried, the presented issuer, the status and body excerpt), cut to the event's
-//! detail size.
+//! A transport failure goes to the engine with its specifics (`handle_transport_failure`: the
+//! host name, the address tried, the presented issuer, the status and body excerpt), so the
+//! engine's own event log and statistics carry them. An answer the engine refuses is only bytes
+//! to it: the driver adds what it knows (status, body excerpt) to the `COMM_FAILED` (or
+//! `TRUST_CODE_INSTALL_FAILED`) events the refusal caused, when they have no detail of their
+//! own, cut to the event's detail size.
 
 use std::time::Duration;
 
@@ -270,8 +270,7 @@ impl<T: Transport, C: Clock> Driver<T, C> {
             Err(e) => Some(e),
         };
         if let Some(f) = failure {
-            engine.handle_transport_error(now, f.code);
-            cause = Some(f.clone());
+            engine.handle_transport_failure(now, f.code, &f.detail);
             x.outcome = Outcome::Failed(f);
         }
         // The exchange first, then the events its answer caused.

@@ -1070,6 +1070,13 @@ where
 
     /// No answer came for the request in flight: `code` says why (DNS, connect, TLS, ...).
     pub fn handle_transport_error(&mut self, now: Timestamp, code: Code) {
+        self.handle_transport_failure(now, code, "");
+    }
+
+    /// [`Engine::handle_transport_error`] with the specifics (the host tried, the issuer
+    /// presented, the status line): they go into the `COMM_FAILED` event and the failure
+    /// statistics, cut to their sizes.
+    pub fn handle_transport_failure(&mut self, now: Timestamp, code: Code, detail: &str) {
         let now = self.observe(now);
         let Some(inflight) = self.inflight.take() else {
             return;
@@ -1077,7 +1084,7 @@ where
         // The request's nonce will never be answered: a late answer counts as a replay.
         self.nonces.cancel(inflight.nonce);
         self.history.record_no_reply(now, inflight.kind, code);
-        self.fail_with(now, inflight.kind, code, "");
+        self.fail_with(now, inflight.kind, code, detail);
     }
 
     fn fail_with(&mut self, now: Timestamp, kind: MessageKind, code: Code, detail: &str) {

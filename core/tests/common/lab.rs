@@ -145,6 +145,15 @@ impl Pair {
         self.exchange();
     }
 
+    /// Like [`Pair::trust`], but the service's answer is lost on the way back: the service
+    /// has spent a use and holds the new key, the device still waits.
+    pub fn trust_answer_lost(&mut self, token: &str) {
+        self.lose_next_answer = true;
+        self.trust(token);
+        assert!(!self.dev.trust().is_installed());
+        assert_eq!(self.svc.token(token).unwrap().unwrap().uses, 1);
+    }
+
     /// Collects the device's events and saves every changed record, as a driver does after
     /// each call into the engine.
     pub fn drain(&mut self) {

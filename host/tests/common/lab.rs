@@ -247,8 +247,8 @@ pub struct Run {
     pub elapsed: Duration,
     /// `show license history message` afterwards.
     pub history: String,
-    /// The engine's own event log afterwards (without the driver's details).
-    pub engine_log: Vec<EventKind>,
+    /// The engine's own event log afterwards: kind and detail.
+    pub engine_log: Vec<(EventKind, String)>,
     /// Records before and after.
     pub before: BTreeMap<String, Vec<u8>>,
     /// Records after.
@@ -302,7 +302,12 @@ impl Bench {
         assert!(sink.storage_errors.is_empty(), "{:?}", sink.storage_errors);
         let mut history = String::new();
         render::history_message(&self.dev, Timestamp(0), &mut history).unwrap();
-        let engine_log = self.dev.event_log().iter().map(|e| e.kind).collect();
+        let engine_log = self
+            .dev
+            .event_log()
+            .iter()
+            .map(|e| (e.kind, e.detail.as_str().to_string()))
+            .collect();
         let run = Run {
             exchange,
             events: sink.events,
@@ -352,8 +357,10 @@ pub fn check_failure(name: &str, run: &Run, want: Code, bound: Duration) -> Stri
     assert!(
         run.engine_log
             .iter()
-            .any(|k| matches!(k, EventKind::CommFailed { .. }) && k.cause() == Some(want)),
-        "{name}: the engine's own log lacks COMM_FAILED {want:?}: {:?}",
+            .any(|(k, detail)| matches!(k, EventKind::CommFailed { .. })
+                && k.cause() == Some(want)
+                && (!detail.is_empty() || !matches!(run.exchange.outcome, Outcome::Failed(_)))),
+        "{name}: the engine's own log lacks COMM_FAILED {want:?} with the failure's detail: {:?}",
         run.engine_log
     );
     match &run.exchange.outcome {
