@@ -64,12 +64,15 @@ pub use self::config::DEFAULT_MEMBERS;
 /// event stays available to poll until `EVENT_LOG` newer ones have pushed it out, and the
 /// overwrite count says how many went unseen.
 pub const EVENT_LOG: usize = 8;
-/// Message history entries, 32 bytes each (256 bytes), on top of [`HISTORY_BYTES`].
-pub const HISTORY_ENTRIES: usize = 8;
+/// Message history entries, 32 bytes each (256 bytes on a device), on top of
+/// [`HISTORY_BYTES`]; 16 with the `std` feature.
+pub const HISTORY_ENTRIES: usize = if cfg!(feature = "std") { 16 } else { 8 };
 /// Bytes of message bodies in the history. A body longer than half of it is cut and marked, so
-/// the newest request and its answer always fit together: at 1 KiB, the first 512 bytes of
-/// each, which hold the signature and the header (type, nonce, status, message).
-pub const HISTORY_BYTES: usize = 1024;
+/// the newest request and its answer always fit together: on a device, 1 KiB, the first 512
+/// bytes of each, which hold the signature and the header (type, nonce, status, message). A
+/// host (the `std` feature) has room to spare and keeps 16 KiB, enough for a usage exchange and
+/// the trust sync that follows it, whole.
+pub const HISTORY_BYTES: usize = if cfg!(feature = "std") { 16 * 1024 } else { 1024 };
 /// Bytes of the service's text kept with the last failure of each message kind (the code is
 /// always kept whole); the statistics take `5 × (STATS_REASON_LEN + 80) + 8` bytes (648).
 pub const STATS_REASON_LEN: usize = 48;
