@@ -45,6 +45,7 @@ pub mod net;
 pub mod nonce;
 pub mod storage;
 pub mod types;
+pub mod url;
 
 #[cfg(feature = "server")]
 pub mod server;

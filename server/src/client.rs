@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
+use slup_core::url::ServiceUrl;
 use slup_core::Code;
 
 use crate::error::Error;
@@ -31,35 +32,15 @@ pub struct Url {
 }
 
 impl Url {
-    /// Parses `scheme://host[:port][/path]`.
+    /// Parses `scheme://host[:port][/path]` (`slup_core::url`).
     pub fn parse(url: &str) -> Result<Url, Error> {
-        let bad = |why: &str| Error::new(Code::InvalidArgument, format!("URL {url:?}: {why}"));
-        let (tls, rest) = if let Some(r) = url.strip_prefix("http://") {
-            (false, r)
-        } else if let Some(r) = url.strip_prefix("https://") {
-            (true, r)
-        } else {
-            return Err(bad("must start with http:// or https://"));
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-                (h, p.parse::<u16>().map_err(|_| bad("bad port"))?)
-            }
-            _ => (authority, if tls { 443 } else { 80 }),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
+        let u = ServiceUrl::parse(url)
+            .map_err(|why| Error::new(Code::InvalidArgument, format!("URL {url:?}: {why}")))?;
         Ok(Url {
-            tls,
-            host: host.to_owned(),
-            port,
-            path: path.trim_end_matches('/').to_owned(),
+            tls: u.tls,
+            host: u.host.to_owned(),
+            port: u.port,
+            path: u.path.trim_end_matches('/').to_owned(),
         })
     }
 }

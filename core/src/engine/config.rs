@@ -188,10 +188,10 @@ impl<const MEMBERS: usize> Config<MEMBERS> {
             .map_err(|_| Code::CapacityExceeded)
     }
 
-    /// Sets the transport and its URL (empty: the mode's default).
+    /// Sets the transport and its URL (empty: the mode's default). A URL that is not a
+    /// service URL ([`crate::url`]) is [`Code::InvalidArgument`].
     pub fn set_transport(&mut self, mode: TransportMode, url: &str) -> Result<(), Code> {
-        let http = url.starts_with("http://") || url.starts_with("https://");
-        if !url.is_empty() && !http {
+        if !url.is_empty() && crate::url::ServiceUrl::parse(url).is_err() {
             return Err(Code::InvalidArgument);
         }
         self.url = heapless::String::try_from(url).map_err(|_| Code::InvalidArgument)?;

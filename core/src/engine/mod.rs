@@ -72,7 +72,11 @@ pub const HISTORY_ENTRIES: usize = if cfg!(feature = "std") { 16 } else { 8 };
 /// bytes of each, which hold the signature and the header (type, nonce, status, message). A
 /// host (the `std` feature) has room to spare and keeps 16 KiB, enough for a usage exchange and
 /// the trust sync that follows it, whole.
-pub const HISTORY_BYTES: usize = if cfg!(feature = "std") { 16 * 1024 } else { 1024 };
+pub const HISTORY_BYTES: usize = if cfg!(feature = "std") {
+    16 * 1024
+} else {
+    1024
+};
 /// Bytes of the service's text kept with the last failure of each message kind (the code is
 /// always kept whole); the statistics take `5 × (STATS_REASON_LEN + 80) + 8` bytes (648).
 pub const STATS_REASON_LEN: usize = 48;
