@@ -69,13 +69,17 @@ pub fn restore<K: KeyProvider, R: RngCore + CryptoRng, const M: usize>(
         Ok(mut st) => {
             let mut buf = vec![0u8; RECORD_BUF];
             let r = storage::restore_records(engine, &mut st, &mut buf, now);
-            r.lost
-                .iter()
-                .map(|rec| {
-                    let code = r.cause(rec).unwrap_or(Code::RecordCorrupt);
-                    (rec, HostError::new(code, format!("{} record", rec.name())))
-                })
-                .collect()
+            if r.restored.is_empty() && r.lost.is_empty() {
+                migrate_record_files(engine, store, &mut st, now)
+            } else {
+                r.lost
+                    .iter()
+                    .map(|rec| {
+                        let code = r.cause(rec).unwrap_or(Code::RecordCorrupt);
+                        (rec, HostError::new(code, format!("{} record", rec.name())))
+                    })
+                    .collect()
+            }
         }
         // Without the directory nothing could be read: every part stays fresh.
         Err(e) => {
@@ -90,6 +94,57 @@ pub fn restore<K: KeyProvider, R: RngCore + CryptoRng, const M: usize>(
         Restart::Resume => engine.finish_resume(now),
     }
     found
+}
+
+/// The file a directory written before the state file kept record `r` in.
+pub fn record_file_name(r: Record) -> String {
+    format!("engine-{}", r.name())
+}
+
+/// A directory written by slup 0.1 keeps one file per record (`engine-trust`, …): restores
+/// them, writes them into the state file, and removes them once that is on the medium, so an
+/// upgrade loses nothing. Returns the records that could not be restored.
+fn migrate_record_files<K: KeyProvider, R: RngCore + CryptoRng, const M: usize>(
+    engine: &mut Engine<K, R, M>,
+    store: &FileStore,
+    st: &mut FileStorage,
+    now: Timestamp,
+) -> Vec<(Record, HostError)> {
+    let mut lost = Vec::new();
+    let mut found = false;
+    for r in Record::ALL {
+        match store.read(&record_file_name(r)) {
+            Ok(None) => {}
+            Ok(Some(bytes)) => {
+                found = true;
+                if let Err(c) = engine.restore_record(now, r, &bytes) {
+                    lost.push((r, HostError::new(c, format!("{} record", r.name()))));
+                }
+            }
+            Err(e) => {
+                found = true;
+                engine.record_unreadable(now, r, e.code);
+                lost.push((r, e));
+            }
+        }
+    }
+    if !found {
+        return lost;
+    }
+    // Restored records count as saved; here they are saved elsewhere, so write them all.
+    for r in Record::ALL {
+        engine.mark_unsaved(r);
+    }
+    // Once the state file holds them the old files are never read again (a state file with
+    // records wins), so a failure here only postpones the clean-up: the records stay marked
+    // unsaved and the caller's next save writes them.
+    let mut buf = vec![0u8; RECORD_BUF];
+    if storage::save(engine, st, &mut buf).is_ok() {
+        for r in Record::ALL {
+            let _ = store.remove(&record_file_name(r));
+        }
+    }
+    lost
 }
 
 /// Every engine record stored, by record, as its frame bytes (diagnostics and tests).

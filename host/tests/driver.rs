@@ -404,3 +404,56 @@ fn state_saved_by_the_driver_survives_a_reboot() {
         Record::ALL.len()
     );
 }
+
+/// A directory written by slup 0.1 (one `engine-<record>` file each) is migrated on the first
+/// restore: everything comes back, the state file takes the records, the old files go.
+#[test]
+fn a_directory_with_one_file_per_record_is_migrated() {
+    let url = serve(service(), false);
+    let dir = tempfile::tempdir().unwrap();
+    let store = slup_host::FileStore::open(dir.path()).unwrap();
+    let mut sink = Recorder::default();
+    let mut dev = device(&url, "9PJK8D70CNB");
+    let mut d = Driver::new(HttpTransport::new(HttpConfig::default()), SystemClock);
+    dev.handle_command(
+        SystemClock.now(),
+        Command::EstablishTrust {
+            token: "TOKEN-ONE-USE",
+            scope: Scope::Local,
+            force: false,
+        },
+    )
+    .unwrap();
+    d.pump(&mut dev, &mut sink);
+    assert!(dev.trust().is_installed());
+    dev.handle_command(
+        SystemClock.now(),
+        Command::RecordUsage { tag: TAG, count: 4 },
+    )
+    .unwrap();
+    // Written as slup 0.1 did.
+    for r in Record::ALL {
+        let mut b = vec![0u8; dev.record_len(r).unwrap()];
+        dev.write_record(r, &mut b).unwrap();
+        store
+            .write(&slup_host::persist::record_file_name(r), &b)
+            .unwrap();
+    }
+
+    let mut back = device(&url, "9PJK8D70CNB");
+    let lost = slup_host::persist::restore(
+        &mut back,
+        &store,
+        SystemClock.now(),
+        slup_host::persist::Restart::Resume,
+    );
+    assert!(lost.is_empty(), "{lost:?}");
+    assert!(back.trust().is_installed());
+    assert_eq!(back.usage().tags()[0].count, 4);
+    let names = store.names().unwrap();
+    assert!(!names.iter().any(|n| n.starts_with("engine-")), "{names:?}");
+    assert_eq!(
+        slup_host::persist::records(&store).unwrap().len(),
+        Record::ALL.len()
+    );
+}
