@@ -118,6 +118,20 @@ fn device(url: &str, serial: &str) -> Device {
     Engine::new(cfg, SoftwareKeys(OsRng), OsRng, SystemClock.now())
 }
 
+/// Establishes trust for `dev` with `TOKEN-ONE-USE` through the driver.
+fn trust(d: &mut Driver<HttpTransport, SystemClock>, dev: &mut Device, sink: &mut Recorder) {
+    dev.handle_command(
+        SystemClock.now(),
+        Command::EstablishTrust {
+            token: "TOKEN-ONE-USE",
+            scope: Scope::Local,
+            force: false,
+        },
+    )
+    .unwrap();
+    d.pump(dev, sink);
+}
+
 fn kinds(r: &Recorder) -> Vec<&'static str> {
     r.events.iter().map(|e| e.kind.mnemonic()).collect()
 }
@@ -174,16 +188,7 @@ fn an_exhausted_token_is_refused_with_the_services_reason() {
     let mut dev = device(&url, "9PJK8D70CNB");
     let mut d = Driver::new(HttpTransport::new(HttpConfig::default()), SystemClock);
     let mut sink = Recorder::default();
-    dev.handle_command(
-        SystemClock.now(),
-        Command::EstablishTrust {
-            token: "TOKEN-ONE-USE",
-            scope: Scope::Local,
-            force: false,
-        },
-    )
-    .unwrap();
-    d.pump(&mut dev, &mut sink);
+    trust(&mut d, &mut dev, &mut sink);
     assert!(dev.trust().is_installed());
     // A second device spends the same one-use token: the signed answer is FAILED.
     let mut impostor = device(&url, "9PJK8D70CND");
@@ -232,16 +237,7 @@ fn an_error_body_is_a_service_error_carrying_the_services_code() {
     let mut dev = device(&url, "9PJK8D70CNB");
     let mut d = Driver::new(HttpTransport::new(HttpConfig::default()), SystemClock);
     let mut sink = Recorder::default();
-    dev.handle_command(
-        SystemClock.now(),
-        Command::EstablishTrust {
-            token: "TOKEN-ONE-USE",
-            scope: Scope::Local,
-            force: false,
-        },
-    )
-    .unwrap();
-    d.pump(&mut dev, &mut sink);
+    trust(&mut d, &mut dev, &mut sink);
     assert!(dev.trust().is_installed());
     // The service loses its database: it no longer knows this device and cannot
     // authenticate it, so it answers with an unsigned error body.
@@ -285,16 +281,7 @@ fn an_unreachable_service_is_recorded_as_no_reply_with_its_cause() {
     );
     let mut d = Driver::new(HttpTransport::new(HttpConfig::default()), SystemClock);
     let mut sink = Recorder::default();
-    dev.handle_command(
-        SystemClock.now(),
-        Command::EstablishTrust {
-            token: "TOKEN-ONE-USE",
-            scope: Scope::Local,
-            force: false,
-        },
-    )
-    .unwrap();
-    d.pump(&mut dev, &mut sink);
+    trust(&mut d, &mut dev, &mut sink);
     let x = &sink.exchanges[0];
     assert!(
         matches!(&x.outcome, Outcome::Failed(e) if e.code == Code::ConnectRefused),
@@ -327,16 +314,7 @@ fn state_saved_by_the_driver_survives_a_reboot() {
         let mut dev = device(&url, "9PJK8D70CNB");
         let mut d = Driver::new(HttpTransport::new(HttpConfig::default()), SystemClock)
             .with_store(store.clone());
-        dev.handle_command(
-            SystemClock.now(),
-            Command::EstablishTrust {
-                token: "TOKEN-ONE-USE",
-                scope: Scope::Local,
-                force: false,
-            },
-        )
-        .unwrap();
-        d.pump(&mut dev, &mut sink);
+        trust(&mut d, &mut dev, &mut sink);
         assert!(dev.trust().is_installed());
         dev.handle_command(
             SystemClock.now(),
@@ -415,16 +393,7 @@ fn a_directory_with_one_file_per_record_is_migrated() {
     let mut sink = Recorder::default();
     let mut dev = device(&url, "9PJK8D70CNB");
     let mut d = Driver::new(HttpTransport::new(HttpConfig::default()), SystemClock);
-    dev.handle_command(
-        SystemClock.now(),
-        Command::EstablishTrust {
-            token: "TOKEN-ONE-USE",
-            scope: Scope::Local,
-            force: false,
-        },
-    )
-    .unwrap();
-    d.pump(&mut dev, &mut sink);
+    trust(&mut d, &mut dev, &mut sink);
     assert!(dev.trust().is_installed());
     dev.handle_command(
         SystemClock.now(),

@@ -18,31 +18,10 @@ use crate::error::Error;
 pub const MAX_RESPONSE: usize = 4 * 1024 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A parsed `http://` or `https://` URL.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Url {
-    /// `true` for `https`.
-    pub tls: bool,
-    /// Host name or address.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// Path prefix without a trailing `/` (may be empty).
-    pub path: String,
-}
-
-impl Url {
-    /// Parses `scheme://host[:port][/path]` (`slup_core::url`).
-    pub fn parse(url: &str) -> Result<Url, Error> {
-        let u = ServiceUrl::parse(url)
-            .map_err(|why| Error::new(Code::InvalidArgument, format!("URL {url:?}: {why}")))?;
-        Ok(Url {
-            tls: u.tls,
-            host: u.host.to_owned(),
-            port: u.port,
-            path: u.path.trim_end_matches('/').to_owned(),
-        })
-    }
+/// Parses a device URL (`slup_core::url`): `scheme://host[:port][/prefix]`.
+pub fn parse_url(url: &str) -> Result<ServiceUrl<'_>, Error> {
+    ServiceUrl::parse(url)
+        .map_err(|why| Error::new(Code::InvalidArgument, format!("URL {url:?}: {why}")))
 }
 
 /// A response.
@@ -74,7 +53,7 @@ pub fn tls_trusting(ca_pem: &std::path::Path) -> Result<Arc<rustls::ClientConfig
     Ok(Arc::new(cfg))
 }
 
-fn io_error(url: &Url, e: std::io::Error) -> Error {
+fn io_error(url: &ServiceUrl<'_>, e: std::io::Error) -> Error {
     let code = match e.kind() {
         std::io::ErrorKind::ConnectionRefused => Code::ConnectRefused,
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => Code::ReadTimeout,
@@ -86,27 +65,28 @@ fn io_error(url: &Url, e: std::io::Error) -> Error {
     Error::new(code, format!("{}:{}: {e}", url.host, url.port))
 }
 
-/// Sends one request (`path` is appended to the URL's prefix) and reads the answer.
+/// Sends one request (`path` is appended to the URL's path, less its trailing `/`) and reads
+/// the answer.
 pub fn request(
-    url: &Url,
+    url: &ServiceUrl<'_>,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
     tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<Response, Error> {
-    let addr = (url.host.as_str(), url.port)
+    let addr = (url.host, url.port)
         .to_socket_addrs()
         .map_err(|e| Error::new(Code::DnsFailure, format!("{}: {e}", url.host)))?
         .next()
-        .ok_or_else(|| Error::new(Code::DnsFailure, url.host.clone()))?;
+        .ok_or_else(|| Error::new(Code::DnsFailure, url.host))?;
     let tcp = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| io_error(url, e))?;
     tcp.set_read_timeout(Some(TIMEOUT))
         .and_then(|()| tcp.set_write_timeout(Some(TIMEOUT)))
         .map_err(|e| io_error(url, e))?;
     let mut head = format!(
         "{method} {}{path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        url.path,
+        url.path.trim_end_matches('/'),
         url.host,
         body.len()
     );
@@ -119,7 +99,7 @@ pub fn request(
     match (url.tls, tls) {
         (false, _) => exchange(url, tcp, &req),
         (true, Some(cfg)) => {
-            let name = ServerName::try_from(url.host.clone())
+            let name = ServerName::try_from(url.host.to_string())
                 .map_err(|e| Error::new(Code::InvalidArgument, format!("{}: {e}", url.host)))?;
             let conn = rustls::ClientConnection::new(Arc::clone(cfg), name)
                 .map_err(|e| Error::new(Code::TlsHandshake, e.to_string()))?;
@@ -132,7 +112,11 @@ pub fn request(
     }
 }
 
-fn exchange<S: Read + Write>(url: &Url, mut s: S, req: &[u8]) -> Result<Response, Error> {
+fn exchange<S: Read + Write>(
+    url: &ServiceUrl<'_>,
+    mut s: S,
+    req: &[u8],
+) -> Result<Response, Error> {
     s.write_all(req)
         .and_then(|()| s.flush())
         .map_err(|e| io_error(url, e))?;

@@ -21,7 +21,7 @@ use slup_core::server::store::StoredAck;
 use slup_core::Code;
 
 use crate::backend::Backend;
-use crate::client::{self, Url};
+use crate::client;
 use crate::error::Error;
 
 /// How to reach the device.
@@ -140,7 +140,7 @@ pub fn pull(
     device_url: &str,
     o: &PullOptions,
 ) -> Result<PullOutcome, PullError> {
-    let url = Url::parse(device_url).map_err(PullError::Device)?;
+    let url = client::parse_url(device_url).map_err(PullError::Device)?;
     let auth = basic(&o.user, &o.password);
     let headers = [("Authorization", auth.as_str())];
     let json = [
