@@ -566,8 +566,10 @@ fn random_cut_count() -> u64 {
 }
 
 /// Random operations with a cut armed after a random amount of traffic; reboots and checks
-/// after each. Returns the tally.
+/// after each, and that the device never stays without trust while the service can be reached
+/// ([`MAX_UNTRUSTED_REACHABLE_STEPS`]). Returns the tally.
 fn random_cuts<M: Medium>(mut rig: Rig<M>, cuts: u64, rate: u64) -> Tally {
+    rig.check_liveness = true;
     rig.establish_trust(false);
     rig.cut_rate = Some(rate);
     while rig.tally.cuts < cuts {
@@ -611,6 +613,9 @@ fn random_cuts_on_flash() {
             sum.saves += t.saves;
             sum.exchanges += t.exchanges;
             sum.failed_saves += t.failed_saves;
+            sum.steps += t.steps;
+            sum.untrusted_steps += t.untrusted_steps;
+            sum.longest_untrusted = sum.longest_untrusted.max(t.longest_untrusted);
         }
         assert!(sum.cuts >= total - 1);
         assert!(sum.second_cuts > 0 && sum.found_new > 0 && sum.exchanges > 0);

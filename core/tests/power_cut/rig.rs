@@ -243,7 +243,18 @@ pub struct Tally {
     pub found_old: u64,
     pub exchanges: u64,
     pub failed_saves: u64,
+    /// Random steps taken, and those that began without trust installed.
+    pub steps: u64,
+    pub untrusted_steps: u64,
+    /// The longest run of steps without trust while the service could be reached.
+    pub longest_untrusted: u64,
+    run_untrusted: u64,
 }
+
+/// Steps a device may go without trust while the service can be reached: it tries again at a
+/// quarter of the steps, and a try fails only to a cut (about 8% of saves). More means the
+/// device is stuck (as it was when a cut orphaned its new key).
+pub const MAX_UNTRUSTED_REACHABLE_STEPS: u64 = 100;
 
 /// The device, its medium, the service and the model.
 pub struct Rig<M: Medium> {
@@ -279,6 +290,9 @@ pub struct Rig<M: Medium> {
     pub cut_rate: Option<u64>,
     /// The next save is the first of a recovery.
     recovering: bool,
+    /// Check that a device without trust gets it back while the service can be reached (off
+    /// where faults make the medium refuse saves for long stretches).
+    pub check_liveness: bool,
 }
 
 /// A device engine with the lab's configuration and nothing restored.
@@ -334,6 +348,7 @@ impl<M: Medium> Rig<M> {
             events: Vec::new(),
             cut_rate: None,
             recovering: false,
+            check_liveness: false,
         };
         rig.save();
         rig
@@ -765,6 +780,23 @@ impl<M: Medium> Rig<M> {
 
     /// One random step of a device's life.
     pub fn random_op(&mut self) {
+        self.tally.steps += 1;
+        if self.p.dev.trust().is_installed() {
+            self.tally.run_untrusted = 0;
+        } else {
+            self.tally.untrusted_steps += 1;
+            if !self.p.unreachable {
+                self.tally.run_untrusted += 1;
+            }
+            let t = &mut self.tally;
+            t.longest_untrusted = t.longest_untrusted.max(t.run_untrusted);
+            assert!(
+                !self.check_liveness || t.run_untrusted <= MAX_UNTRUSTED_REACHABLE_STEPS,
+                "no trust for {} steps with the service reachable: {:?}",
+                t.run_untrusted,
+                self.events
+            );
+        }
         let pick = self.rng.next_u32() % 100;
         let small = u64::from(self.rng.next_u32() % 7);
         match pick {
