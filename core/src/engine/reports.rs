@@ -209,8 +209,12 @@ impl<const N: usize, const BYTES: usize> ReportStore<N, BYTES> {
             let (off, old) = (r.off, r.len);
             let (held, free) = self.arena.split_at_mut(self.used);
             let src = held.get(off..off + old).ok_or(Code::InvalidArgument)?;
+            let free_len = free.len();
             let new = f(src, free)?;
-            let end = self.used.checked_add(new).ok_or(Code::CapacityExceeded)?;
+            if new > free_len {
+                return Err(Code::BufferTooSmall);
+            }
+            let end = self.used + new;
             // Drop the old bytes, then turn the new ones (now at the end) into their place.
             self.arena.copy_within(off + old..end, off);
             self.arena
