@@ -17,6 +17,7 @@ use slup_core::server::{Config, MemStore, Service, TokenSpec};
 use slup_core::types::{Scope, Timestamp};
 use slup_core::Code;
 use slup_host::driver::{Outcome, Recorder};
+use slup_host::persist::Restart;
 use slup_host::{Clock, Driver, HttpConfig, HttpTransport, SystemClock};
 
 type Svc = Arc<Mutex<Service<MemStore, SoftwareSigner>>>;
@@ -130,6 +131,18 @@ fn trust(d: &mut Driver<HttpTransport, SystemClock>, dev: &mut Device, sink: &mu
     )
     .unwrap();
     d.pump(dev, sink);
+}
+
+/// A fresh engine for the test device, restored from `store` (a reboot or a resume); returns
+/// it with the records that could not be restored.
+fn restored(
+    url: &str,
+    store: &slup_host::FileStore,
+    restart: Restart,
+) -> (Device, Vec<(Record, slup_host::HostError)>) {
+    let mut dev = device(url, "9PJK8D70CNB");
+    let lost = slup_host::persist::restore(&mut dev, store, SystemClock.now(), restart);
+    (dev, lost)
 }
 
 fn kinds(r: &Recorder) -> Vec<&'static str> {
@@ -325,13 +338,7 @@ fn state_saved_by_the_driver_survives_a_reboot() {
     }
     assert!(!slup_host::persist::records(&store).unwrap().is_empty());
     // Reboot: a fresh engine with the same configuration, restored from the files.
-    let mut dev = device(&url, "9PJK8D70CNB");
-    let lost = slup_host::persist::restore(
-        &mut dev,
-        &store,
-        SystemClock.now(),
-        slup_host::persist::Restart::Reload,
-    );
+    let (mut dev, lost) = restored(&url, &store, Restart::Reload);
     assert!(lost.is_empty(), "{lost:?}");
     assert!(dev.trust().is_installed());
     assert_eq!(
@@ -363,13 +370,7 @@ fn state_saved_by_the_driver_survives_a_reboot() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&path, bytes).unwrap();
-    let mut dev = device(&url, "9PJK8D70CNB");
-    let lost = slup_host::persist::restore(
-        &mut dev,
-        &store,
-        SystemClock.now(),
-        slup_host::persist::Restart::Reload,
-    );
+    let (mut dev, lost) = restored(&url, &store, Restart::Reload);
     assert!(!lost.is_empty());
     assert!(
         lost.iter().all(|(_, e)| e.code == Code::RecordCorrupt),
@@ -409,13 +410,7 @@ fn a_directory_with_one_file_per_record_is_migrated() {
             .unwrap();
     }
 
-    let mut back = device(&url, "9PJK8D70CNB");
-    let lost = slup_host::persist::restore(
-        &mut back,
-        &store,
-        SystemClock.now(),
-        slup_host::persist::Restart::Resume,
-    );
+    let (mut back, lost) = restored(&url, &store, Restart::Resume);
     assert!(lost.is_empty(), "{lost:?}");
     assert!(back.trust().is_installed());
     assert_eq!(back.usage().tags()[0].count, 4);
