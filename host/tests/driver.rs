@@ -410,7 +410,7 @@ fn a_directory_with_one_file_per_record_is_migrated() {
             .unwrap();
     }
 
-    let (mut back, lost) = restored(&url, &store, Restart::Resume);
+    let (back, lost) = restored(&url, &store, Restart::Resume);
     assert!(lost.is_empty(), "{lost:?}");
     assert!(back.trust().is_installed());
     assert_eq!(back.usage().tags()[0].count, 4);
