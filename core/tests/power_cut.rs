@@ -572,7 +572,15 @@ fn random_cuts<M: Medium>(mut rig: Rig<M>, cuts: u64, rate: u64) -> Tally {
     rig.check_liveness = true;
     rig.establish_trust(false);
     rig.cut_rate = Some(rate);
+    // Long runs print where they are, so a failure late in one can be told from a stall.
+    let progress = std::env::var_os("SLUP_POWER_CUT_PROGRESS").is_some();
+    let mut reported = 0;
     while rig.tally.cuts < cuts {
+        if progress && rig.tally.cuts >= reported + 50_000 {
+            reported = rig.tally.cuts;
+            let name = std::thread::current().name().unwrap_or("").to_owned();
+            eprintln!("{name}: {reported} cuts, {} steps", rig.tally.steps);
+        }
         rig.random_op();
         while rig.down {
             rig.reboot();
@@ -591,6 +599,7 @@ fn random_cuts_on_flash() {
             .into_iter()
             .map(|(torn, seed)| {
                 std::thread::Builder::new()
+                    .name(format!("{torn:?} tears"))
                     .stack_size(64 * 1024 * 1024)
                     .spawn(move || {
                         let flash = RandomFlash::new(RANDOM_PAGES)

@@ -30,8 +30,9 @@ use embedded_storage::nor_flash::{
 pub enum WriteCheck {
     /// Once (flash with ECC, e.g. STM32L4/H7 internal flash).
     Once,
-    /// Once, and a second time only with all zeros (what some STM32 parts allow).
-    TwiceWithZero,
+    /// Once, then again only with all zeros, any number of times (STM32L4/G4 internal flash:
+    /// a program over programmed cells is refused unless the data is all zero).
+    OnceThenZeros,
     /// Any number of times (plain SPI NOR): bits still only go from 1 to 0.
     Unlimited,
 }
@@ -279,7 +280,7 @@ impl<const WORD: usize, const PAGE: usize> FaultFlash<WORD, PAGE> {
             let n = self.programs.get(w).copied().unwrap_or(0);
             let allowed = match self.check {
                 WriteCheck::Once => n == 0,
-                WriteCheck::TwiceWithZero => n == 0 || (n == 1 && word.iter().all(|b| *b == 0)),
+                WriteCheck::OnceThenZeros => n == 0 || word.iter().all(|b| *b == 0),
                 WriteCheck::Unlimited => true,
             };
             if !allowed {
@@ -475,10 +476,13 @@ mod tests {
         g.write(0, &[0xF0; 4]).unwrap();
         g.write(0, &[0x0F; 4]).unwrap();
         assert_eq!(&g.image()[..4], &[0; 4]);
-        let mut z = F::new(1).with_check(WriteCheck::TwiceWithZero);
+        let mut z = F::new(1).with_check(WriteCheck::OnceThenZeros);
         z.write(0, &[1; 4]).unwrap();
         assert_eq!(z.write(0, &[1; 4]), Err(FlashFault::WrittenTwice(0)));
         z.write(0, &[0; 4]).unwrap();
+        // Zeros again and again: a page-state word torn twice is programmed a third time.
+        z.write(0, &[0; 4]).unwrap();
+        assert_eq!(z.write(0, &[1; 4]), Err(FlashFault::WrittenTwice(0)));
     }
 
     #[test]

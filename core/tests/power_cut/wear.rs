@@ -77,7 +77,7 @@ pub fn simulate(pages: usize, hours: u64, mut progress: impl FnMut(&Wear)) -> We
         },
     )
     .unwrap();
-    let flash = Flash::new(pages).with_check(WriteCheck::TwiceWithZero);
+    let flash = Flash::new(pages).with_check(WriteCheck::OnceThenZeros);
     let work = vec![0u8; FlashStorage::<Flash, Vec<u8>>::work_len()];
     let mut st = FlashStorage::new(flash, 0..(pages * 4096) as u32, work).unwrap();
     let mut buf = vec![0u8; 32 * 1024];
