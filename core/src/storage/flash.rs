@@ -794,29 +794,28 @@ mod tests {
                     f.power_on();
                 }
                 s = mount(f);
-                let mut landed = None;
-                for r in Record::ALL {
-                    let got = s
-                        .read(r, &mut buf)
-                        .unwrap_or_else(|c| panic!("save {i}: read {r:?}: {c:?}"));
-                    let got = got.map(|n| &buf[..n]);
-                    let old = committed.get(&r.id()).map(|v| &v[..]);
-                    let new = attempt.get(&r.id()).map(|v| &v[..]);
-                    let is_new = if got == old && got == new {
-                        continue;
-                    } else if got == new {
-                        true
-                    } else {
+                // For each record the save changed: did the new frame land?
+                let landed: std::vec::Vec<bool> = Record::ALL
+                    .into_iter()
+                    .filter_map(|r| {
+                        let got = s
+                            .read(r, &mut buf)
+                            .unwrap_or_else(|c| panic!("save {i}: read {r:?}: {c:?}"))
+                            .map(|n| &buf[..n]);
+                        let old = committed.get(&r.id()).map(|v| &v[..]);
+                        let new = attempt.get(&r.id()).map(|v| &v[..]);
+                        if old != new && got == new {
+                            return Some(true);
+                        }
                         assert_eq!(got, old, "save {i}: {r:?} neither old nor new");
-                        false
-                    };
-                    assert!(
-                        landed.is_none_or(|l| l == is_new),
-                        "save {i}: records mixed"
-                    );
-                    landed = Some(is_new);
-                }
-                if landed == Some(true) {
+                        (old != new).then_some(false)
+                    })
+                    .collect();
+                assert!(
+                    landed.windows(2).all(|w| w[0] == w[1]),
+                    "save {i}: records mixed: {landed:?}"
+                );
+                if landed.first() == Some(&true) {
                     committed = attempt;
                 }
             }

@@ -293,7 +293,8 @@ pub struct Rig<M: Medium> {
     /// Check that a device without trust gets it back while the service can be reached (off
     /// where faults make the medium refuse saves for long stretches).
     pub check_liveness: bool,
-    /// Why the last save failed, for the driver's report and failure messages.
+    /// Why the last save failed (`None` once a save commits), for the driver's report and
+    /// failure messages.
     pub last_save_error: Option<Code>,
 }
 
@@ -442,6 +443,7 @@ impl<M: Medium> Rig<M> {
                 self.meta = Facts::default();
                 self.durable = (cand, facts);
                 self.possible = vec![self.durable.clone()];
+                self.last_save_error = None;
                 self.check_live();
                 true
             }
@@ -511,7 +513,7 @@ impl<M: Medium> Rig<M> {
         if !self.save() {
             if !self.down {
                 // Not saved: it must not go out.
-                let code = self.last_save_error.unwrap_or(Code::StorageIo);
+                let code = self.last_save_error.expect("a failed save keeps its error");
                 self.p.dev.handle_transport_error(now, code);
                 self.save();
             }
