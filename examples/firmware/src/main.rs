@@ -7,7 +7,7 @@
 //! does with them is real.
 #![no_std]
 #![no_main]
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use core::mem::size_of;
 

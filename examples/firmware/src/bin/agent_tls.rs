@@ -9,7 +9,7 @@
 //! the whole handshake and record layer stay in the image.
 #![no_std]
 #![no_main]
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use core::hint::black_box;
 

@@ -3,7 +3,7 @@
 //! between the two images' sizes is what the agent itself costs (see README.md).
 #![no_std]
 #![no_main]
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use core::hint::black_box;
 
